@@ -1,0 +1,76 @@
+import { Type, type Static } from 'typebox';
+
+/**
+ * The one schema of hiveboot.yaml. Every field has a default, so a file that only sets listen
+ * addresses (or no file at all) gives a working daemon. Later subsystems add their own sections here.
+ */
+export const LogLevel = Type.Union(
+  ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+  { default: 'info' },
+);
+
+export const HttpConfig = Type.Object(
+  {
+    listen: Type.String({ default: '0.0.0.0', description: 'Address the HTTP server binds (boot scripts, API, metrics).' }),
+    port: Type.Integer({ minimum: 1, maximum: 65535, default: 8080 }),
+    publicUrl: Type.Optional(
+      Type.String({
+        pattern: '^https?://[^\\s/$#\\\\;|&]+$',
+        description:
+          'Base URL iPXE clients use to reach this server, e.g. http://192.0.2.1:8080. Default: taken from the Host header of each request.',
+      }),
+    ),
+    bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 1024 * 1024 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const ApiConfig = Type.Object(
+  {
+    token: Type.Optional(Type.String({ minLength: 16, description: 'Bearer token for the REST API. Prefer tokenFile.' })),
+    tokenFile: Type.Optional(
+      Type.String({ description: 'File holding the bearer token (0600). Default: <stateDir>/api-token, created on first start.' }),
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const BootConfig = Type.Object(
+  {
+    templatesDir: Type.Optional(Type.String({ description: 'Folder of *.ipxe.hbs templates. Default: the boot-templates/ shipped with hiveboot.' })),
+    discovery: Type.Boolean({ default: true, description: 'Record unknown machines as discovered hosts.' }),
+    maxDiscovered: Type.Integer({ minimum: 0, default: 1000, description: 'Stop recording new unknown machines past this many discovered hosts.' }),
+    autoEnroll: Type.Boolean({ default: false, description: 'Unknown machines are registered with defaultProfile straight away.' }),
+    defaultProfile: Type.String({ default: 'default', description: 'Profile for auto-enrolled and approved hosts that name none.' }),
+    retrySeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 10, description: 'How long a waiting machine sleeps before asking again.' }),
+    initiatorIqnPrefix: Type.String({
+      default: 'iqn.2026-01.io.hiveboot',
+      description: 'A host without its own initiator IQN gets <prefix>:<hostname>.',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const InventoryConfig = Type.Object(
+  {
+    path: Type.Optional(Type.String({ description: 'SQLite database file. Default: <stateDir>/hiveboot.db.' })),
+    eventRetentionDays: Type.Integer({ minimum: 1, default: 90 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const LogConfig = Type.Object({ level: LogLevel }, { additionalProperties: false, default: {} });
+
+export const Config = Type.Object(
+  {
+    stateDir: Type.String({ default: '/var/lib/hiveboot', description: 'Database, API token and other state (0700).' }),
+    http: HttpConfig,
+    api: ApiConfig,
+    boot: BootConfig,
+    inventory: InventoryConfig,
+    log: LogConfig,
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export type Config = Static<typeof Config>;
