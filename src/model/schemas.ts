@@ -27,7 +27,7 @@ export const DiskInput = Type.Object(
       examples: [['192.0.2.10:3260']],
     }),
     targetIqn: Type.String({ maxLength: 223, examples: ['iqn.2003-01.org.linux-iscsi.gw:worker-1'] }),
-    lun: Type.Optional(Type.Integer({ minimum: 0, maximum: 16383, default: 0 })),
+    lun: Type.Optional(Type.Integer({ minimum: 0, maximum: 16383, description: 'default 0' })),
     chapUser: Type.Optional(Type.String({ maxLength: 64 })),
     chapSecret: Type.Optional(Type.String({ maxLength: 64, description: 'write-only' })),
     mutualUser: Type.Optional(Type.String({ maxLength: 64 })),

@@ -1,0 +1,114 @@
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { BootService } from './boot/service.js';
+import { DEFAULT_TEMPLATES_DIR, TemplateSet } from './boot/render.js';
+import { resolveApiToken } from './config/api-token.js';
+import type { Config } from './config/schema.js';
+import { buildApp, type App } from './http/app.js';
+import { Inventory } from './inventory/index.js';
+import { createLogger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { VERSION } from './version.js';
+
+export interface Daemon {
+  app: App;
+  inventory: Inventory;
+  /** http://address:port the HTTP server listens on. */
+  url: string;
+  apiTokenFile?: string;
+  reload(): void;
+  stop(): Promise<void>;
+}
+
+const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
+
+/**
+ * The composition root: builds every service from the config, starts them, and stops them in order.
+ * Nothing below this reads the environment or the config file.
+ */
+export async function startDaemon(config: Config, opts: { logger?: Logger } = {}): Promise<Daemon> {
+  const log = opts.logger ?? createLogger({ level: config.log.level });
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  chmodSync(config.stateDir, 0o700);
+
+  const token = resolveApiToken(config);
+  if (token.created) log.info({ file: token.file }, 'created a new API token (read it from this file)');
+
+  const templatesDir = config.boot.templatesDir ?? DEFAULT_TEMPLATES_DIR;
+  let templates = TemplateSet.fromDirectory(templatesDir);
+  const inventory = Inventory.open(config.inventory.path ?? join(config.stateDir, 'hiveboot.db'));
+  try {
+    const metrics = createMetrics({ hostsByState: () => inventory.hosts.countByState() });
+    const boot = new BootService(inventory, {
+      policy: {
+        discovery: config.boot.discovery,
+        autoEnroll: config.boot.autoEnroll,
+        defaultProfile: config.boot.defaultProfile,
+        initiatorIqnPrefix: config.boot.initiatorIqnPrefix,
+      },
+      retrySeconds: config.boot.retrySeconds,
+      maxDiscovered: config.boot.maxDiscovered,
+      templates: () => templates,
+    });
+    const app = await buildApp({
+      inventory,
+      boot,
+      metrics,
+      apiToken: token.token,
+      logger: log,
+      publicUrl: config.http.publicUrl,
+      defaultProfile: config.boot.defaultProfile,
+      bodyLimitBytes: config.http.bodyLimitBytes,
+      hasTemplate: (name) => templates.has(name),
+      version: VERSION,
+    });
+
+    const prune = () => {
+      const cutoff = new Date(Date.now() - config.inventory.eventRetentionDays * 86_400_000);
+      const n = inventory.events.pruneOlderThan(cutoff);
+      if (n > 0) log.info({ deleted: n }, 'pruned old events');
+    };
+    prune();
+    const pruneTimer = setInterval(prune, PRUNE_INTERVAL_MS);
+    pruneTimer.unref();
+
+    await app.listen({ host: config.http.listen, port: config.http.port });
+    const addr = app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
+    const host = config.http.listen.includes(':') ? `[${config.http.listen}]` : config.http.listen;
+    const url = `http://${host}:${port}`;
+    log.info({ url, version: VERSION, templates: templates.names() }, 'hiveboot is up');
+
+    let stopping: Promise<void> | undefined;
+    return {
+      app,
+      inventory,
+      url,
+      apiTokenFile: token.file,
+      reload() {
+        // Templates are swapped only when the new set loads completely: a typo never takes boots down.
+        try {
+          templates = TemplateSet.fromDirectory(templatesDir);
+          log.info({ templates: templates.names() }, 'reloaded boot templates');
+        } catch (err) {
+          log.error({ err: (err as Error).message }, 'reload failed; keeping the previous templates');
+        }
+      },
+      stop() {
+        stopping ??= (async () => {
+          clearInterval(pruneTimer);
+          // close() stops accepting, waits for in-flight requests, then the database is closed last.
+          await app.close();
+          inventory.close();
+          log.info('hiveboot stopped');
+          log.flush?.();
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    inventory.close();
+    throw err;
+  }
+}

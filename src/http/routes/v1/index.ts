@@ -1,0 +1,22 @@
+import type { FastifyPluginAsyncTypebox as FastifyPluginAsync } from '@fastify/type-provider-typebox';
+import type { AppDeps } from '../../app.js';
+import { bearerAuth } from '../../auth.js';
+import { discoverRoutes } from './discover.js';
+import { eventRoutes } from './events.js';
+import { hostRoutes } from './hosts.js';
+import { imageRoutes } from './images.js';
+import { profileRoutes } from './profiles.js';
+
+/** /v1: the REST API. Everything needs the bearer token except /v1/discover, which firmware calls. */
+export const apiRoutes: FastifyPluginAsync<AppDeps> = async (app, opts) => {
+  // The prefix option belongs to this plugin only; children get the plain dependencies.
+  const { prefix: _prefix, ...deps } = opts as AppDeps & { prefix?: string };
+  await app.register(discoverRoutes, deps);
+  await app.register(async (authed) => {
+    authed.addHook('onRequest', bearerAuth(deps.apiToken));
+    await authed.register(hostRoutes, deps);
+    await authed.register(profileRoutes, deps);
+    await authed.register(imageRoutes, deps);
+    await authed.register(eventRoutes, deps);
+  });
+};
