@@ -100,10 +100,11 @@ export function decide(
 
 /**
  * iPXE's iSCSI root path (RFC 4173): iscsi:<server>:<protocol>:<port>:<lun>:<target>. The protocol
- * field is left empty (TCP); IPv6 servers are written in brackets as iPXE expects.
+ * field is left empty (TCP); IPv6 servers are written in brackets as iPXE expects. The LUN field is
+ * hexadecimal (RFC 4173; iPXE's scsi_parse_lun reads it base 16), so LUN 10 is written "a".
  */
 export function iscsiUri(portal: string, lun: number, targetIqn: string): string {
   const p = parsePortal(portal);
   const server = formatPortal(p).replace(/:\d+$/, '');
-  return `iscsi:${server}::${p.port}:${lun}:${targetIqn}`;
+  return `iscsi:${server}::${p.port}:${lun.toString(16)}:${targetIqn}`;
 }

@@ -56,7 +56,12 @@ function scalar(value: unknown, options: Handlebars.HelperOptions | undefined): 
 
 /** Walks a template's syntax tree: every {{...}} that prints must go through a safe helper. */
 export function checkTemplate(name: string, source: string): void {
-  const ast = Handlebars.parse(source);
+  let ast: ReturnType<typeof Handlebars.parse>;
+  try {
+    ast = Handlebars.parse(source);
+  } catch (err) {
+    throw new TemplateError(`${name}${SUFFIX}: ${(err as Error).message}`);
+  }
   const problems: string[] = [];
   const visit = (node: unknown): void => {
     if (!node || typeof node !== 'object') return;
@@ -92,17 +97,22 @@ export class TemplateSet {
     env.registerHelper('args', helperArgs);
     env.registerHelper('efipath', helperEfiPath);
     const compiled = new Map<string, Handlebars.TemplateDelegate>();
+    const options = {
+      noEscape: true,
+      strict: true,
+      knownHelpersOnly: true,
+      knownHelpers: { v: true, args: true, efipath: true },
+    };
     for (const [name, source] of Object.entries(sources)) {
       checkTemplate(name, source);
-      compiled.set(
-        name,
-        env.compile(source, {
-          noEscape: true,
-          strict: true,
-          knownHelpersOnly: true,
-          knownHelpers: { v: true, args: true, efipath: true },
-        }),
-      );
+      // env.compile is lazy (it compiles on first render): precompile now so that an unknown block
+      // helper is a load-time TemplateError, not an exception on a machine's first boot request.
+      try {
+        env.precompile(source, options);
+      } catch (err) {
+        throw new TemplateError(`${name}${SUFFIX}: ${(err as Error).message}`);
+      }
+      compiled.set(name, env.compile(source, options));
     }
     return new TemplateSet(compiled);
   }
@@ -134,7 +144,14 @@ export class TemplateSet {
   render(name: string, context: object): string {
     const t = this.compiled.get(name);
     if (!t) throw new TemplateError(`no template "${name}"`);
-    const out = t(context, { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
+    let out: string;
+    try {
+      out = t(context, { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
+    } catch (err) {
+      if (err instanceof TemplateError) throw err;
+      // Strict mode reports a missing parent ({{v disk.lun}} without disk) as a plain error: keep it a template error.
+      throw new TemplateError(`template "${name}": ${(err as Error).message}`);
+    }
     if (!out.startsWith('#!ipxe')) throw new TemplateError(`template "${name}" does not start with #!ipxe`);
     return out;
   }

@@ -56,10 +56,10 @@ export class BootService {
 
     if (decision.kind === 'enroll') {
       host = this.enroll(mac, decision.profile, req);
-      decision = host ? this.decideFor(mac, host, templates) : { kind: 'wait', state: 'unknown', reason: 'auto-enrolment failed; see events' };
+      decision = host ? this.decideFor(mac, host, templates) : { kind: 'wait', state: 'unknown', reason: 'auto-enrolment failed, see events' };
     } else if (decision.kind === 'discover') {
       const result = this.inventory.hosts.discover(mac, req.facts, { stage: 'discover', sourceIp: req.sourceIp }, this.opts);
-      if (!result) decision = { kind: 'wait', state: 'unknown', reason: 'too many discovered hosts; not recorded' };
+      if (!result) decision = { kind: 'wait', state: 'unknown', reason: 'too many discovered hosts, not recorded' };
     } else if (host) {
       this.inventory.hosts.touch(mac, req.sourceIp, req.facts);
     }

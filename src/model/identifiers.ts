@@ -100,6 +100,8 @@ export interface Portal {
 /** "192.0.2.10", "192.0.2.10:3260", "[2001:db8::1]:3260" or a DNS name, port 3260 by default. */
 export function parsePortal(input: string, field = 'portal'): Portal {
   const s = String(input).trim();
+  // Whitespace inside ("gw\n:3260") would otherwise survive into the host and onto the iPXE line.
+  if (/\s/.test(s)) throw new ValidationError(`${field}: "${printable(s)}" must not contain whitespace`, field);
   let host: string;
   let portText: string | undefined;
   const v6 = /^\[([0-9a-f:.]+)\](?::(\d+))?$/i.exec(s);
@@ -116,7 +118,8 @@ export function parsePortal(input: string, field = 'portal'): Portal {
     portText = parts[1];
     if (isIP(host) === 0) normalizeHostname(host, field);
   }
-  const port = portText === undefined ? 3260 : Number(portText);
+  // Decimal digits only: Number() would also take "1e3", "0x0cbc" and "3260.0".
+  const port = portText === undefined ? 3260 : /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new ValidationError(`${field}: port of "${printable(s)}" must be 1-65535`, field);
   }

@@ -1,0 +1,36 @@
+import { Command } from 'commander';
+import { DEFAULT_CONFIG_PATH, loadConfig } from '../../config/load.js';
+import { startDaemon } from '../../daemon.js';
+import { createLogger } from '../../log.js';
+
+/**
+ * `hiveboot serve`: the daemon in the foreground (systemd runs it this way). Process concerns live
+ * here: config file, signals, exit codes.
+ */
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description('run the daemon in the foreground')
+    .action(async (_o, cmd: Command) => {
+      const g = cmd.optsWithGlobals<{ config?: string }>();
+      const explicit = g.config ?? process.env.HIVEBOOT_CONFIG;
+      const { config, file } = loadConfig({ path: explicit ?? DEFAULT_CONFIG_PATH, required: explicit !== undefined, env: process.env });
+      const log = createLogger({ level: config.log.level });
+      log.info({ config: file ?? '(defaults)' }, 'starting hiveboot');
+      const daemon = await startDaemon(config, { logger: log });
+      const stop = (signal: string) => {
+        log.info({ signal }, 'stopping');
+        // A second signal while stopping means "now".
+        process.once(signal as NodeJS.Signals, () => process.exit(1));
+        daemon.stop().then(
+          () => process.exit(0),
+          (err) => {
+            log.error({ err }, 'error while stopping');
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGHUP', () => daemon.reload());
+    });
+}
