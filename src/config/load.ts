@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Value } from 'typebox/value';
 import { parseDocument } from 'yaml';
+import { normalizeIqn } from '../model/identifiers.js';
 import { Config } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/hiveboot/hiveboot.yaml';
@@ -10,9 +11,9 @@ export class ConfigError extends Error {
   constructor(
     readonly file: string,
     readonly field: string,
-    message: string,
+    readonly detail: string,
   ) {
-    super(`${file}: ${field ? `${field}: ` : ''}${message}`);
+    super(`${file}: ${field ? `${field}: ` : ''}${detail}`);
     this.name = 'ConfigError';
   }
 }
@@ -55,10 +56,22 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     }
     raw = doc.toJS() ?? {};
     if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(path, '', 'must be a mapping of sections');
+    // A section whose settings are all commented out (as in the sample file) is YAML null: its defaults.
+    const sections = raw as Record<string, unknown>;
+    for (const [key, value] of Object.entries(sections)) if (value === null) delete sections[key];
   }
   const source = file ?? (opts.path ? path : 'defaults');
   const merged = applyEnv(structuredClone(raw) as Record<string, unknown>, opts.env ?? {});
-  return { config: validateConfig(merged, source), file };
+  try {
+    return { config: validateConfig(merged, source), file };
+  } catch (err) {
+    // A value that came from the environment is reported as the variable, not as the file.
+    const envName = err instanceof ConfigError ? envNameOf(err.field) : undefined;
+    if (err instanceof ConfigError && envName && opts.env?.[envName] !== undefined) {
+      throw new ConfigError('environment', `${envName} (${err.field})`, err.detail);
+    }
+    throw err;
+  }
 }
 
 /** Fills defaults and validates; errors name the source and the dotted field. */
@@ -79,7 +92,14 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
     }
     throw new ConfigError(source, field, message);
   }
-  return withDefaults as Config;
+  const config = withDefaults as Config;
+  // Rules a JSON schema cannot say clearly.
+  try {
+    normalizeIqn(`${config.boot.initiatorIqnPrefix}:host`, 'boot.initiatorIqnPrefix');
+  } catch {
+    throw new ConfigError(source, 'boot.initiatorIqnPrefix', `"${config.boot.initiatorIqnPrefix}" is not an iSCSI name prefix such as iqn.2026-01.io.hiveboot`);
+  }
+  return config;
 }
 
 function pointerToField(pointer: string): string {
@@ -141,6 +161,10 @@ function coerce(value: string, type: string, name: string): unknown {
     default:
       return value;
   }
+}
+
+function envNameOf(field: string): string | undefined {
+  return field ? ENV_PREFIX + field.split('.').map(toSnake).join('_') : undefined;
 }
 
 function toSnake(key: string): string {

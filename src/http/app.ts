@@ -42,10 +42,22 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // TypeBox validates: bodies exactly as sent (no type coercion, unknown fields refused), while
   // query strings and path parameters are converted from text first.
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // The API takes JSON (and /v1/discover forms): a text/plain body is 415, not a string to validate.
+  app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send(errorBody(404, `no route ${req.method} ${req.url.split('?')[0]}`));
+  });
+
+  // Once close() has begun, requests still in flight are answered with "Connection: close": a socket
+  // kept alive after its answer would hold close() (so a SIGTERM) until keepAliveTimeout (72 s).
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing) void reply.header('connection', 'close');
   });
 
   app.addHook('onResponse', async (req, reply) => {

@@ -10,7 +10,6 @@ import {
   validateLabels,
   validateName,
 } from '../model/identifiers.js';
-import { assertIpxeValue } from '../model/ipxe-text.js';
 import type { DiskInput, Facts, HostCreate, HostState, HostUpdate, HostView } from '../model/schemas.js';
 import type { Db } from './database.js';
 import type { EventLog } from './events.js';

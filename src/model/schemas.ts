@@ -118,7 +118,8 @@ export const Facts = Type.Object(
 );
 export type Facts = Static<typeof Facts>;
 
-export const DiscoverInput = Type.Intersect([Type.Object({ mac: Mac }), Facts]);
+// One flat object: an intersection with Facts (additionalProperties: false) would refuse `mac` itself.
+export const DiscoverInput = Type.Object({ mac: Mac, ...Facts.properties }, { additionalProperties: false });
 export type DiscoverInput = Static<typeof DiscoverInput>;
 
 export const ProfileCreate = Type.Object(

@@ -59,6 +59,18 @@ describe('resolveApiToken', () => {
     expect(mode(file)).toBe(0o600);
   });
 
+  it('explains an empty token file instead of failing with a bare EEXIST, and never overwrites it', () => {
+    const file = join(dir, 'api-token');
+    writeFileSync(file, '', { mode: 0o600 });
+    expect(() => resolveApiToken(configWith({ stateDir: dir }))).toThrow(
+      `${file} exists but holds no token: write a token into it, or delete it to have a new one made`,
+    );
+    expect(readFileSync(file, 'utf8')).toBe('');
+    // Following the advice works.
+    rmSync(file);
+    expect(resolveApiToken(configWith({ stateDir: dir })).created).toBe(true);
+  });
+
   it('uses api.tokenFile when configured', () => {
     const file = join(dir, 'secrets', 'token');
     const config = configWith({ stateDir: join(dir, 'state'), api: { tokenFile: file } });

@@ -61,9 +61,24 @@ export interface TestApp {
   token: string;
   log: LogCapture;
   dir: string;
-  /** Headers with the right bearer token (and JSON content type). */
+  /** Headers with the right bearer token. */
   auth: Record<string, string>;
+  /**
+   * app.inject with the right token unless `headers` says otherwise; an object body is sent as JSON,
+   * a string body as is (give its content-type in `headers`).
+   */
+  call(method: HttpMethod, url: string, body?: unknown, headers?: Record<string, string>): Promise<Reply>;
   close(): Promise<void>;
+}
+
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | number | undefined>;
+  body: string;
+  /** The body parsed as JSON (throws if it is not JSON). */
+  json: any;
 }
 
 export interface BuildOptions {
@@ -121,6 +136,24 @@ export async function buildTestApp(opts: BuildOptions = {}): Promise<TestApp> {
     log: capture,
     dir,
     auth: { authorization: `Bearer ${TEST_TOKEN}` },
+    async call(method, url, body, headers) {
+      const h: Record<string, string> = { ...(headers ?? { authorization: `Bearer ${TEST_TOKEN}` }) };
+      let payload: string | undefined;
+      if (typeof body === 'string') payload = body;
+      else if (body !== undefined) {
+        payload = JSON.stringify(body);
+        if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
+      }
+      const res = await app.inject({ method, url, headers: h, ...(payload !== undefined ? { payload } : {}) });
+      return {
+        status: res.statusCode,
+        headers: res.headers,
+        body: res.body,
+        get json() {
+          return JSON.parse(res.body);
+        },
+      };
+    },
     async close() {
       await app.close();
       inventory.close();
@@ -141,11 +174,13 @@ export interface TestDaemon {
 
 /**
  * Starts the real daemon (startDaemon) on 127.0.0.1 with an ephemeral port and a temp stateDir.
- * `raw` is merged into the config before validation, e.g. { api: { token: '...' } }.
+ * `raw` is merged into the config before validation, e.g. { api: { token: '...' } }; a `stateDir`
+ * given there is used as is and left in place by cleanup (a restart test owns it).
  */
 export async function startTestDaemon(raw: Record<string, unknown> = {}): Promise<TestDaemon> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'hiveboot-daemon-'));
-  const { http, ...rest } = raw as { http?: Record<string, unknown> };
+  const ownDir = typeof raw.stateDir !== 'string';
+  const stateDir = ownDir ? mkdtempSync(join(tmpdir(), 'hiveboot-daemon-')) : (raw.stateDir as string);
+  const { http, stateDir: _given, ...rest } = raw as { http?: Record<string, unknown>; stateDir?: string };
   const config = validateConfig(
     { stateDir, log: { level: 'info' }, ...rest, http: { listen: '127.0.0.1', port: 8080, ...http } },
     'test',
@@ -157,7 +192,7 @@ export async function startTestDaemon(raw: Record<string, unknown> = {}): Promis
   try {
     daemon = await startDaemon(config, { logger });
   } catch (err) {
-    rmSync(stateDir, { recursive: true, force: true });
+    if (ownDir) rmSync(stateDir, { recursive: true, force: true });
     throw err;
   }
   return {
@@ -168,7 +203,7 @@ export async function startTestDaemon(raw: Record<string, unknown> = {}): Promis
     log: capture,
     async cleanup() {
       await daemon.stop();
-      rmSync(stateDir, { recursive: true, force: true });
+      if (ownDir) rmSync(stateDir, { recursive: true, force: true });
     },
   };
 }

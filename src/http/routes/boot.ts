@@ -31,10 +31,12 @@ export const bootRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) => {
     async (req, reply) => {
       const file = req.params.file;
       if (!file.endsWith('.ipxe')) throw new HttpError(404, `no route GET /boot/${file} (expected /boot/<mac>.ipxe)`, 'mac');
+      // The schema lets unknown parameters through; drop them here so that only known facts are stored.
+      const facts = Object.fromEntries(Object.entries(req.query).filter(([k]) => Object.hasOwn(Facts.properties, k)));
       const result = deps.boot.hostScript(file.slice(0, -'.ipxe'.length), {
         sourceIp: req.ip,
         baseUrl: baseUrlOf(req, deps.publicUrl),
-        facts: req.query,
+        facts,
       });
       deps.metrics.bootScripts.inc({ decision: result.decision });
       return reply.type(IPXE).header('cache-control', 'no-store').send(result.script);

@@ -60,6 +60,10 @@ export const hostRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) => {
         body: Type.Optional(HostApprove),
         response: { 200: HostView, ...errors },
       },
+      // A bare "POST .../approve" (no body, no content type) means "all defaults": validate it as {}.
+      preValidation: async (req) => {
+        if (req.body === undefined) req.body = {};
+      },
     },
     async (req) =>
       hostView(hosts.approve(req.params.mac, { ...(req.body ?? {}), defaultProfile: deps.defaultProfile }, actor(req.ip))),
