@@ -109,6 +109,25 @@ async function waitHealthy(s: Serve, url: string, timeoutMs = 15_000): Promise<v
   }
 }
 
+/**
+ * Starts serve on a port that was free a moment ago. Another process may take the port between the
+ * check and the daemon's bind (the kernel hands out the same ephemeral ports): then try another.
+ */
+async function serveOnFreePort(start: (port: number) => Serve): Promise<{ s: Serve; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const s = start(port);
+    try {
+      await waitHealthy(s, `http://127.0.0.1:${port}`);
+      return { s, port };
+    } catch (err) {
+      if (attempt < 3 && s.stderr().includes('EADDRINUSE')) continue;
+      await stopServe(s);
+      throw err;
+    }
+  }
+}
+
 async function stopServe(s: Serve | undefined): Promise<void> {
   if (!s || s.child.exitCode !== null || s.child.signalCode !== null) return;
   s.child.kill('SIGTERM');
@@ -143,18 +162,19 @@ describe('hiveboot against a running daemon', () => {
   const cfg = () => ['--config', config];
 
   beforeAll(async () => {
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
     stateDir = join(work, 'state');
     config = join(work, 'hiveboot.yaml');
-    writeFileSync(
-      config,
-      [`stateDir: ${stateDir}`, 'http:', '  listen: 127.0.0.1', `  port: ${port}`, 'boot:', '  defaultProfile: debian-k3s', 'log:', '  level: debug', ''].join('\n'),
-    );
     secretFile = join(work, 'chap-secret');
     writeFileSync(secretFile, `${CHAP_SECRET}\n`, { mode: 0o600 });
-    daemon = serve(cfg());
-    await waitHealthy(daemon, url);
+    const started = await serveOnFreePort((port) => {
+      writeFileSync(
+        config,
+        [`stateDir: ${stateDir}`, 'http:', '  listen: 127.0.0.1', `  port: ${port}`, 'boot:', '  defaultProfile: debian-k3s', 'log:', '  level: debug', ''].join('\n'),
+      );
+      return serve(cfg());
+    });
+    daemon = started.s;
+    url = `http://127.0.0.1:${started.port}`;
   }, 30_000);
   afterAll(async () => stopServe(daemon));
 
@@ -302,8 +322,9 @@ describe('hiveboot against a running daemon', () => {
     expectFailure(badOutput, /^hiveboot: -o: unknown output format "yaml"/);
     expect(badOutput.code).toBe(2);
     // Nothing was registered by the failed commands.
-    const hosts = JSON.parse((await hiveboot([...cfg(), '-o', 'json', 'host', 'list'])).stdout) as { mac: string }[];
-    expect(hosts.map((h) => h.mac).sort()).toEqual(['52:54:00:00:00:42', MAC]);
+    const token = readFileSync(join(stateDir, 'api-token'), 'utf8').trim();
+    const { items } = (await (await fetch(`${url}/v1/hosts`, { headers: { authorization: `Bearer ${token}` } })).json()) as { items: { mac: string }[] };
+    expect(items.map((h) => h.mac).sort()).toEqual(['52:54:00:00:00:42', MAC]);
   });
 
   it('refuses a CHAP secret on the command line shape it cannot use, without echoing it', async () => {
@@ -384,15 +405,15 @@ describe('hiveboot serve configuration', () => {
   });
 
   it('runs the sample config with HIVEBOOT_* overrides, and exits 0 on SIGTERM', async () => {
-    const port = await freePort();
     const stateDir = join(work, 'sample-state');
-    const s = serve(['--config', join(ROOT, 'scripts', 'hiveboot.sample.yaml')], {
-      HIVEBOOT_STATE_DIR: stateDir,
-      HIVEBOOT_HTTP_LISTEN: '127.0.0.1',
-      HIVEBOOT_HTTP_PORT: String(port),
-    });
+    const { s, port } = await serveOnFreePort((p) =>
+      serve(['--config', join(ROOT, 'scripts', 'hiveboot.sample.yaml')], {
+        HIVEBOOT_STATE_DIR: stateDir,
+        HIVEBOOT_HTTP_LISTEN: '127.0.0.1',
+        HIVEBOOT_HTTP_PORT: String(p),
+      }),
+    );
     try {
-      await waitHealthy(s, `http://127.0.0.1:${port}`);
       const up = logLines(s.stdout()).find((l) => l.msg === 'hiveboot is up');
       // The file says 0.0.0.0:8080 and /var/lib/hiveboot; the environment won.
       expect(up).toMatchObject({ url: `http://127.0.0.1:${port}` });

@@ -173,9 +173,13 @@ describe('HIVEBOOT_* environment overrides', () => {
     expect(notBool.message).toContain('is not a boolean');
   });
 
-  it('validates overridden values like file values', () => {
-    const err = configError(() => loadConfig({ path: join(dir, 'missing.yaml'), env: { HIVEBOOT_HTTP_PORT: '70000' } }));
-    expect(err.field).toBe('http.port');
+  it('validates overridden values like file values, naming the variable rather than the file', () => {
+    const file = join(dir, 'port.yaml');
+    writeFileSync(file, 'http:\n  port: 8080\n');
+    const err = configError(() => loadConfig({ path: file, env: { HIVEBOOT_HTTP_PORT: '70000' } }));
+    expect(err.file).toBe('environment');
+    expect(err.field).toBe('HIVEBOOT_HTTP_PORT (http.port)');
+    expect(err.message).toBe('environment: HIVEBOOT_HTTP_PORT (http.port): must be <= 65535');
   });
 });
 
@@ -256,5 +260,19 @@ describe('missing or unreadable files', () => {
   it('reads a required file that exists', () => {
     const path = writeConfig('http:\n  port: 8082\n');
     expect(loadConfig({ path, required: true, env: {} }).config.http.port).toBe(8082);
+  });
+});
+
+describe('rules beyond the schema', () => {
+  it('refuses an initiator IQN prefix that would make invalid iSCSI names, naming the field', () => {
+    let err: unknown;
+    try {
+      validateConfig({ boot: { initiatorIqnPrefix: 'not an iqn' } }, '/etc/hiveboot/hiveboot.yaml');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toMatch(/^\/etc\/hiveboot\/hiveboot\.yaml: boot\.initiatorIqnPrefix: /);
+    expect(validateConfig({ boot: { initiatorIqnPrefix: 'iqn.2020-05.org.example' } }).boot.initiatorIqnPrefix).toBe('iqn.2020-05.org.example');
   });
 });

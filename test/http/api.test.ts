@@ -645,6 +645,32 @@ describe('secrets in the API and in scripts', () => {
   });
 });
 
+describe('boot scripts', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp();
+  });
+  afterAll(async () => t.close());
+
+  it('records the known facts a machine sends with its script request, and only those', async () => {
+    const res = await t.call('GET', '/boot/5254.0000.0031.ipxe?buildarch=arm64&platform=efi&manufacturer=Raspberry&firmware=custom&constructor=x', undefined, {});
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('params --name discover');
+    const h = (await t.call('GET', '/v1/hosts/52:54:00:00:00:31')).json;
+    expect(h).toMatchObject({ mac: '52:54:00:00:00:31', state: 'discovered', lastIp: '127.0.0.1' });
+    expect(h.facts).toEqual({ buildarch: 'arm64', platform: 'efi', manufacturer: 'Raspberry' });
+  });
+
+  it('tells a discovered machine to wait, and a disabled one to boot the next device', async () => {
+    const wait = await t.call('GET', '/boot/52:54:00:00:00:31.ipxe', undefined, {});
+    expect(wait.body).toContain('echo hiveboot: 52:54:00:00:00:31 is discovered: discovered, waiting for approval');
+    expect((await t.call('PATCH', '/v1/hosts/52:54:00:00:00:31', { state: 'disabled' })).status).toBe(200);
+    const exit = await t.call('GET', '/boot/52:54:00:00:00:31.ipxe', undefined, {});
+    expect(exit.body.split('\n')).toContain('exit');
+    expect(exit.body).not.toContain('sanboot');
+  });
+});
+
 describe('OpenAPI document and UI', () => {
   let t: TestApp;
   beforeAll(async () => {
