@@ -18,8 +18,7 @@ export function buildProgram(): Command {
     .option('--token <token>', 'API token (env HIVEBOOT_TOKEN; default from the config file / token file)')
     .option('--token-file <file>', 'file holding the API token (env HIVEBOOT_TOKEN_FILE)')
     .option('-o, --output <format>', 'table or json', 'table')
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .showHelpAfterError('(run with --help for usage)');
 
   program.addCommand(serveCommand());
   program.addCommand(hostCommand());
@@ -40,11 +39,12 @@ export function buildProgram(): Command {
       if (g.output === 'json') process.stdout.write(`${JSON.stringify({ cli: VERSION, daemon })}\n`);
       else process.stdout.write(`hiveboot ${VERSION}${daemon ? ` (daemon ${daemon})` : ''}\n`);
     });
-  // Apply exitOverride to every subcommand so usage errors come back here too.
-  for (const c of program.commands) {
-    c.exitOverride();
-    for (const sub of c.commands) sub.exitOverride();
-  }
+  // Every (sub)command: usage errors come back here, and read "hiveboot: <reason>" like other failures.
+  const output = {
+    outputError: (str: string, write: (s: string) => void) => write(`hiveboot: ${str.replace(/^error: /, '')}`),
+  };
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(program)) c.exitOverride().configureOutput(output);
   return program;
 }
 

@@ -1,7 +1,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { BootService } from '../boot/service.js';
 import type { Inventory } from '../inventory/index.js';
@@ -38,6 +38,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     trustProxy: false,
     // iPXE sends "GET /boot/52:54:00:aa:bb:cc.ipxe"; keep ':' in paths as sent.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // Malformed URLs (bad percent-encoding...) get the same error shape as everything else.
+    frameworkErrors: (err, _req, reply: FastifyReply) => {
+      const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      void reply.status(status).send(errorBody(status, err.message));
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
   // TypeBox validates: bodies exactly as sent (no type coercion, unknown fields refused), while
   // query strings and path parameters are converted from text first.

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, validateConfig } from '../../src/config/load.js';
+import { thrown } from '../support/thrown.js';
 
 let dir: string;
 beforeEach(() => {
@@ -18,15 +19,7 @@ function writeConfig(text: string, name = 'hiveboot.yaml'): string {
   return path;
 }
 
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError, nothing was thrown');
-}
+const configError = (fn: () => unknown) => thrown(fn, ConfigError);
 
 const DEFAULTS = {
   stateDir: '/var/lib/hiveboot',

@@ -13,6 +13,7 @@ import {
   type Reply,
   type TestApp,
 } from './helpers.js';
+import { prng } from '../support/prng.js';
 
 /** Every error the API gives has this shape; `field` names what to fix. */
 function expectError(res: Reply, status: number, field?: string): void {
@@ -382,18 +383,6 @@ describe('fuzzing the write endpoints', () => {
     await createHost(t, { mac: MAC, hostname: 'w1', profile: 'debian-k3s', disk: diskInput() });
   });
   afterAll(async () => t.close());
-
-  /** mulberry32: small, seeded, reproducible. */
-  function prng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let x = a;
-      x = Math.imul(x ^ (x >>> 15), x | 1);
-      x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-      return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-    };
-  }
 
   const KEYS = [
     'mac', 'hostname', 'profile', 'state', 'labels', 'initiatorIqn', 'disk', 'portals', 'targetIqn', 'lun', 'chapUser',

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, expect } from 'vitest';
+import { afterEach } from 'vitest';
 import { Inventory } from '../../src/inventory/index.js';
 import type { DiskInput } from '../../src/model/schemas.js';
 
@@ -59,17 +59,7 @@ export function disk(overrides: Partial<DiskInput> = {}): DiskInput {
 }
 
 /** Runs fn and returns what it throws, checking the class and (optionally) the field it names. */
-export function thrown<E extends Error>(fn: () => unknown, cls: abstract new (...args: never[]) => E, field?: string): E {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, 'expected an error').toBeInstanceOf(cls);
-  if (field !== undefined) expect((caught as { field?: string }).field).toBe(field);
-  return caught as E;
-}
+export { thrown } from '../support/thrown.js';
 
 /** Every event of one MAC, oldest first, read straight from the table. */
 export function rawEvents(inv: Inventory, mac: string): { stage: string; message: string; reason: string | null }[] {

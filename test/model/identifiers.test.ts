@@ -14,17 +14,10 @@ import {
   validateName,
 } from '../../src/model/identifiers.js';
 import { isIpxeSafeValue } from '../../src/model/ipxe-text.js';
+import { thrown } from '../support/thrown.js';
+import { prng } from '../support/prng.js';
 
-/** Runs fn and returns the ValidationError it throws (fails the test if it throws nothing or something else). */
-function validationError(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  throw new Error('expected a ValidationError, nothing was thrown');
-}
+const validationError = (fn: () => unknown) => thrown(fn, ValidationError);
 
 describe('normalizeMac', () => {
   it.each([
@@ -243,17 +236,6 @@ describe('printable', () => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so a failing case can be reproduced from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Random strings biased towards the shapes the normalisers accept, with hostile characters mixed in. */
 function fuzzStrings(seed: number, count: number, alphabet: string, shapes: ((pick: (s: string) => string) => string)[]): string[] {

@@ -1,16 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/model/errors.js';
 import { assertIpxeArgs, assertIpxeValue, isIpxeSafeValue, normalizeEfiPath } from '../../src/model/ipxe-text.js';
+import { thrown } from '../support/thrown.js';
 
-function validationError(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  throw new Error('expected a ValidationError, nothing was thrown');
-}
+const validationError = (fn: () => unknown) => thrown(fn, ValidationError);
 
 /** Each of these could end a word, a command or the line, or expand a setting, in an iPXE script. */
 const UNSAFE_IN_VALUES = [' ', '\t', '\n', '\r', '\v', '\f', '$', '#', '\\', ';', '|', '&', '"', "'", '`', '\x00', '\x1b', '\x7f'];

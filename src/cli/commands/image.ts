@@ -4,8 +4,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ImageCreate, ImageView } from '../../model/schemas.js';
 import { ctx, UsageError } from './common.js';
-
-const enc = encodeURIComponent;
+import { addListShowRemove } from './resource.js';
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -42,39 +41,17 @@ export function imageCommand(): Command {
       out.line(`registered image ${img.name}: ${img.location} (${(size / 2 ** 30).toFixed(2)} GiB)`);
     });
 
-  image
-    .command('list')
-    .alias('ls')
-    .description('list images')
-    .action(async (_o, cmd: Command) => {
-      const { api, out } = ctx(cmd);
-      const { items } = await api.get<{ items: ImageView[] }>('/v1/images');
-      out.table(items as unknown as Record<string, unknown>[], [
-        ['NAME', 'name'],
-        ['FORMAT', 'format'],
-        ['SIZE', 'sizeBytes'],
-        ['LOCATION', 'location'],
-      ]);
-    });
-
-  image
-    .command('show <name>')
-    .description('show an image')
-    .action(async (name: string, _o, cmd: Command) => {
-      const { api, out } = ctx(cmd);
-      out.record((await api.get<ImageView>(`/v1/images/${enc(name)}`)) as unknown as Record<string, unknown>);
-    });
-
-  image
-    .command('rm <name>')
-    .alias('remove')
-    .description('remove an image that no profile uses (the file is left alone)')
-    .action(async (name: string, _o, cmd: Command) => {
-      const { api, out } = ctx(cmd);
-      await api.delete(`/v1/images/${enc(name)}`);
-      if (out.format === 'json') return out.json({ removed: name });
-      out.line(`removed image ${name}`);
-    });
+  addListShowRemove(image, {
+    noun: 'image',
+    path: '/v1/images',
+    columns: [
+      ['NAME', 'name'],
+      ['FORMAT', 'format'],
+      ['SIZE', 'sizeBytes'],
+      ['LOCATION', 'location'],
+    ],
+    removeHelp: 'remove an image that no profile uses (the file is left alone)',
+  });
 
   return image;
 }

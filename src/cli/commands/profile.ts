@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import type { ProfileCreate, ProfileUpdate, ProfileView } from '../../model/schemas.js';
 import { collect, ctx, keyValues, UsageError } from './common.js';
+import { addListShowRemove } from './resource.js';
 
 const enc = encodeURIComponent;
 
@@ -40,29 +41,18 @@ export function profileCommand(): Command {
     out.line(`created profile ${p.name} (template ${p.template}${p.image ? `, image ${p.image}` : ''})`);
   });
 
-  profile
-    .command('list')
-    .alias('ls')
-    .description('list profiles')
-    .action(async (_o, cmd: Command) => {
-      const { api, out } = ctx(cmd);
-      const { items } = await api.get<{ items: ProfileView[] }>('/v1/profiles');
-      out.table(items as unknown as Record<string, unknown>[], [
-        ['NAME', 'name'],
-        ['TEMPLATE', 'template'],
-        ['IMAGE', 'image'],
-        ['K3S LABELS', 'k3sLabels'],
-        ['DESCRIPTION', 'description'],
-      ]);
-    });
-
-  profile
-    .command('show <name>')
-    .description('show a profile')
-    .action(async (name: string, _o, cmd: Command) => {
-      const { api, out } = ctx(cmd);
-      out.record((await api.get<ProfileView>(`/v1/profiles/${enc(name)}`)) as unknown as Record<string, unknown>);
-    });
+  addListShowRemove(profile, {
+    noun: 'profile',
+    path: '/v1/profiles',
+    columns: [
+      ['NAME', 'name'],
+      ['TEMPLATE', 'template'],
+      ['IMAGE', 'image'],
+      ['K3S LABELS', 'k3sLabels'],
+      ['DESCRIPTION', 'description'],
+    ],
+    removeHelp: 'remove a profile that no host uses',
+  });
 
   profileOptions(profile.command('update <name>').description('change a profile'))
     .option('--no-image', 'remove the image')
@@ -74,17 +64,6 @@ export function profileCommand(): Command {
       const p = await api.patch<ProfileView>(`/v1/profiles/${enc(name)}`, patch);
       if (out.format === 'json') return out.json(p);
       out.line(`updated profile ${p.name}`);
-    });
-
-  profile
-    .command('rm <name>')
-    .alias('remove')
-    .description('remove a profile that no host uses')
-    .action(async (name: string, _o, cmd: Command) => {
-      const { api, out } = ctx(cmd);
-      await api.delete(`/v1/profiles/${enc(name)}`);
-      if (out.format === 'json') return out.json({ removed: name });
-      out.line(`removed profile ${name}`);
     });
 
   return profile;

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../../config/load.js';
-import { startDaemon } from '../../daemon.js';
 import { createLogger } from '../../log.js';
 
 /**
@@ -16,6 +15,8 @@ export function serveCommand(): Command {
       const { config, file } = loadConfig({ path: explicit ?? DEFAULT_CONFIG_PATH, required: explicit !== undefined, env: process.env });
       const log = createLogger({ level: config.log.level });
       log.info({ config: file ?? '(defaults)' }, 'starting hiveboot');
+      // Loaded here, not at the top: client commands should not pay for the whole daemon at start-up.
+      const { startDaemon } = await import('../../daemon.js');
       const daemon = await startDaemon(config, { logger: log });
       const stop = (signal: string) => {
         log.info({ signal }, 'stopping');
