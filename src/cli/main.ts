@@ -17,8 +17,7 @@ export function buildProgram(): Command {
     .option('--url <url>', 'daemon URL for client commands (env HIVEBOOT_URL; default from the config file)')
     .option('--token <token>', 'API token (env HIVEBOOT_TOKEN; default from the config file / token file)')
     .option('--token-file <file>', 'file holding the API token (env HIVEBOOT_TOKEN_FILE)')
-    .option('-o, --output <format>', 'table or json', 'table')
-    .showHelpAfterError('(run with --help for usage)');
+    .option('-o, --output <format>', 'table or json', 'table');
 
   program.addCommand(serveCommand());
   program.addCommand(hostCommand());

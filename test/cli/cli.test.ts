@@ -321,6 +321,14 @@ describe('hiveboot against a running daemon', () => {
     expectFailure(wrongToken, /^hiveboot: authorization: invalid bearer token \(check --token, HIVEBOOT_TOKEN or the token file\)$/);
     expectFailure(badOutput, /^hiveboot: -o: unknown output format "yaml"/);
     expect(badOutput.code).toBe(2);
+    // Usage errors from the argument parser read the same way, with exit code 2.
+    const [unknownCommand, missingOption] = await Promise.all([
+      hiveboot([...cfg(), 'host', 'frob']),
+      hiveboot([...cfg(), 'host', 'add', '--hostname', 'w5']),
+    ]);
+    expectFailure(unknownCommand, /^hiveboot: unknown command 'frob'/);
+    expectFailure(missingOption, /^hiveboot: required option '--mac <mac>' not specified$/);
+    expect([unknownCommand.code, missingOption.code]).toEqual([2, 2]);
     // Nothing was registered by the failed commands.
     const token = readFileSync(join(stateDir, 'api-token'), 'utf8').trim();
     const { items } = (await (await fetch(`${url}/v1/hosts`, { headers: { authorization: `Bearer ${token}` } })).json()) as { items: { mac: string }[] };

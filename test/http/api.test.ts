@@ -351,6 +351,12 @@ describe('conflicts and missing things', () => {
     expectError(await t.call('GET', `/boot/${MAC}.txt`, undefined, {}), 404, 'mac');
   });
 
+  it('answers a malformed URL (bad percent-encoding) with the same JSON error shape', async () => {
+    const res = await t.call('GET', '/v1/hosts/%ZZ', undefined, {});
+    expectError(res, 400);
+    expect(Object.keys(res.json as object).sort()).toEqual(['error', 'message']);
+  });
+
   it('removes a host (204), after which it is 404 but its events stay', async () => {
     const del = await t.call('DELETE', '/v1/hosts/52:54:00:00:00:02');
     expect(del.status).toBe(204);
