@@ -2,11 +2,13 @@ import { ConflictError, NotFoundError, ValidationError } from '../model/errors.j
 import {
   formatPortal,
   normalizeHostname,
+  normalizeIpv4,
   normalizeIqn,
   normalizeMac,
   parsePortal,
   validateChapSecret,
   validateChapUser,
+  validateBootFile,
   validateLabels,
   validateName,
 } from '../model/identifiers.js';
@@ -38,6 +40,9 @@ export interface Host {
   labels: Record<string, string>;
   facts: Record<string, string>;
   initiatorIqn: string | null;
+  /** Reserved address in full-DHCP mode. */
+  ip: string | null;
+  bootFile: string | null;
   lastIp: string | null;
   lastSeenAt: string | null;
   disk: Disk | null;
@@ -107,11 +112,14 @@ export class HostStore {
     const profile = input.profile !== undefined ? validateName(input.profile, 'profile') : null;
     const labels = validateLabels(input.labels ?? {});
     const initiatorIqn = input.initiatorIqn !== undefined ? normalizeIqn(input.initiatorIqn, 'initiatorIqn') : null;
+    const ip = input.ip !== undefined ? normalizeIpv4(input.ip) : null;
+    const bootFile = input.bootFile !== undefined ? validateBootFile(input.bootFile) : null;
     const disk = input.disk ? cleanDisk(input.disk) : null;
     const at = this.now().toISOString();
     return this.db.transaction(() => {
       if (this.find(mac)) throw new ConflictError(`mac: ${mac} is already registered`, 'mac');
       this.checkHostnameFree(hostname, mac);
+      this.checkIpFree(ip, mac);
       this.checkProfile(profile);
       const state = nextState(undefined, { hostname, profile, hasDisk: disk !== null }, input.state);
       let id: number;
@@ -119,13 +127,13 @@ export class HostStore {
         id = Number(
           this.db
             .prepare(
-              `INSERT INTO hosts (mac, hostname, profile, state, labels, facts, initiator_iqn, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, '{}', ?, ?, ?)`,
+              `INSERT INTO hosts (mac, hostname, profile, state, labels, facts, initiator_iqn, ip, boot_file, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?)`,
             )
-            .run(mac, hostname, profile, state, JSON.stringify(labels), initiatorIqn, at, at).lastInsertRowid,
+            .run(mac, hostname, profile, state, JSON.stringify(labels), initiatorIqn, ip, bootFile, at, at).lastInsertRowid,
         );
       } catch (err) {
-        translateConstraint(err, { mac: 'mac', hostname: 'hostname' });
+        translateConstraint(err, { mac: 'mac', hostname: 'hostname', ip: 'ip' });
       }
       if (disk) this.writeDisk(id, disk, 'manual', at);
       this.events.record({
@@ -146,10 +154,13 @@ export class HostStore {
     const labels = patch.labels !== undefined ? validateLabels(patch.labels) : undefined;
     const initiatorIqn =
       patch.initiatorIqn === undefined ? undefined : patch.initiatorIqn === null ? null : normalizeIqn(patch.initiatorIqn, 'initiatorIqn');
+    const ip = patch.ip === undefined ? undefined : patch.ip === null ? null : normalizeIpv4(patch.ip);
+    const bootFile = patch.bootFile === undefined ? undefined : patch.bootFile === null ? null : validateBootFile(patch.bootFile);
     const disk = patch.disk === undefined ? undefined : patch.disk === null ? null : cleanDisk(patch.disk);
     return this.db.transaction(() => {
       const current = this.get(mac);
       if (hostname !== undefined) this.checkHostnameFree(hostname, mac);
+      if (ip) this.checkIpFree(ip, mac);
       if (profile !== undefined) this.checkProfile(profile);
       const next = {
         hostname: hostname !== undefined ? hostname : current.hostname,
@@ -160,7 +171,7 @@ export class HostStore {
       const at = this.now().toISOString();
       this.db
         .prepare(
-          `UPDATE hosts SET hostname = ?, profile = ?, state = ?, labels = ?, initiator_iqn = ?, updated_at = ? WHERE id = ?`,
+          `UPDATE hosts SET hostname = ?, profile = ?, state = ?, labels = ?, initiator_iqn = ?, ip = ?, boot_file = ?, updated_at = ? WHERE id = ?`,
         )
         .run(
           next.hostname,
@@ -168,6 +179,8 @@ export class HostStore {
           state,
           JSON.stringify(labels ?? current.labels),
           initiatorIqn !== undefined ? initiatorIqn : current.initiatorIqn,
+          ip !== undefined ? ip : current.ip,
+          bootFile !== undefined ? bootFile : current.bootFile,
           at,
           current.id,
         );
@@ -315,6 +328,12 @@ export class HostStore {
     if (other) throw new ConflictError(`hostname: "${hostname}" is already used by ${other.mac}`, 'hostname');
   }
 
+  private checkIpFree(ip: string | null, mac: string): void {
+    if (!ip) return;
+    const other = this.db.prepare('SELECT mac FROM hosts WHERE ip = ? AND mac != ?').get(ip, mac) as { mac: string } | undefined;
+    if (other) throw new ConflictError(`ip: ${ip} is already reserved for ${other.mac}`, 'ip');
+  }
+
   private checkProfile(profile: string | null): void {
     if (profile && !this.db.prepare('SELECT 1 FROM profiles WHERE name = ?').get(profile)) {
       throw new ValidationError(`profile: "${profile}" does not exist (create it with "hiveboot profile add")`, 'profile');
@@ -340,6 +359,8 @@ export function hostView(h: Host): HostView {
     labels: h.labels,
     facts: h.facts,
     initiatorIqn: h.initiatorIqn,
+    ip: h.ip,
+    bootFile: h.bootFile,
     lastIp: h.lastIp,
     lastSeenAt: h.lastSeenAt,
     disk: h.disk && {
@@ -432,6 +453,8 @@ interface HostRow {
   labels: string;
   facts: string;
   initiator_iqn: string | null;
+  ip: string | null;
+  boot_file: string | null;
   last_ip: string | null;
   last_seen_at: string | null;
   created_at: string;
@@ -457,6 +480,8 @@ function toHost(r: HostRow): Host {
     labels: parseJsonMap(r.labels),
     facts: parseJsonMap(r.facts),
     initiatorIqn: r.initiator_iqn,
+    ip: r.ip,
+    bootFile: r.boot_file,
     lastIp: r.last_ip,
     lastSeenAt: r.last_seen_at,
     disk:

@@ -84,4 +84,27 @@ export const migrations: Migration[] = [
       CREATE INDEX events_at ON events(at);
     `,
   },
+  {
+    version: 2,
+    name: 'DHCP: leases, address reservations, boot-file overrides',
+    sql: `
+      -- Full-DHCP leases. One row per address; an address is free when its row has expired.
+      CREATE TABLE leases (
+        ip          TEXT PRIMARY KEY,
+        mac         TEXT NOT NULL,
+        client_id   TEXT,
+        state       TEXT NOT NULL CHECK (state IN ('offered', 'bound', 'declined', 'released')),
+        expires_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX leases_mac ON leases(mac);
+
+      -- A host's reserved address in full-DHCP mode.
+      ALTER TABLE hosts ADD COLUMN ip TEXT;
+      CREATE UNIQUE INDEX hosts_ip ON hosts(ip) WHERE ip IS NOT NULL;
+      -- Boot file for PXE firmware, overriding the architecture table (host wins over profile).
+      ALTER TABLE hosts ADD COLUMN boot_file TEXT;
+      ALTER TABLE profiles ADD COLUMN boot_file TEXT;
+    `,
+  },
 ];

@@ -1,5 +1,5 @@
 import { ConflictError, NotFoundError, ValidationError } from '../model/errors.js';
-import { validateLabels, validateName } from '../model/identifiers.js';
+import { validateBootFile, validateLabels, validateName } from '../model/identifiers.js';
 import { assertIpxeArgs, assertIpxeValue, normalizeEfiPath } from '../model/ipxe-text.js';
 import type { ProfileCreate, ProfileUpdate, ProfileView } from '../model/schemas.js';
 import type { Db } from './database.js';
@@ -14,6 +14,7 @@ interface ProfileRow {
   k3s_labels: string;
   efi_filename: string | null;
   params: string;
+  boot_file: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -50,8 +51,8 @@ export class ProfileStore {
       try {
         this.db
           .prepare(
-            `INSERT INTO profiles (name, description, template, image, kernel_args, k3s_labels, efi_filename, params, created_at, updated_at)
-             VALUES (@name, @description, @template, @image, @kernelArgs, @k3sLabels, @efiFilename, @params, @at, @at)`,
+            `INSERT INTO profiles (name, description, template, image, kernel_args, k3s_labels, efi_filename, params, boot_file, created_at, updated_at)
+             VALUES (@name, @description, @template, @image, @kernelArgs, @k3sLabels, @efiFilename, @params, @bootFile, @at, @at)`,
           )
           .run({
             name,
@@ -62,6 +63,7 @@ export class ProfileStore {
             k3sLabels: JSON.stringify(fields.k3sLabels ?? {}),
             efiFilename: fields.efiFilename ?? null,
             params: JSON.stringify(fields.params ?? {}),
+            bootFile: fields.bootFile ?? null,
             at,
           });
       } catch (err) {
@@ -80,7 +82,7 @@ export class ProfileStore {
       this.db
         .prepare(
           `UPDATE profiles SET description = @description, template = @template, image = @image, kernel_args = @kernelArgs,
-             k3s_labels = @k3sLabels, efi_filename = @efiFilename, params = @params, updated_at = @at WHERE name = @name`,
+             k3s_labels = @k3sLabels, efi_filename = @efiFilename, params = @params, boot_file = @bootFile, updated_at = @at WHERE name = @name`,
         )
         .run({
           name,
@@ -91,6 +93,7 @@ export class ProfileStore {
           k3sLabels: JSON.stringify(next.k3sLabels),
           efiFilename: next.efiFilename,
           params: JSON.stringify(next.params),
+          bootFile: next.bootFile,
           at: this.now().toISOString(),
         });
       return this.get(name);
@@ -120,6 +123,7 @@ export class ProfileStore {
     if (input.kernelArgs !== undefined) out.kernelArgs = assertIpxeArgs(input.kernelArgs, 'kernelArgs');
     if (input.k3sLabels !== undefined) out.k3sLabels = validateLabels(input.k3sLabels, 'k3sLabels');
     if (input.efiFilename !== undefined && input.efiFilename !== null) out.efiFilename = normalizeEfiPath(input.efiFilename);
+    if (input.bootFile !== undefined && input.bootFile !== null) out.bootFile = validateBootFile(input.bootFile);
     if (input.params !== undefined) {
       for (const [k, v] of Object.entries(input.params)) {
         if (!/^[A-Za-z][A-Za-z0-9_]{0,62}$/.test(k)) throw new ValidationError(`params: "${k}" is not a valid parameter name`, `params.${k}`);
@@ -144,6 +148,7 @@ function toView(r: ProfileRow): ProfileView {
     k3sLabels: parseJsonMap(r.k3s_labels),
     efiFilename: r.efi_filename,
     params: parseJsonMap(r.params),
+    bootFile: r.boot_file,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };

@@ -172,3 +172,24 @@ export function printable(s: string, max = 80): string {
   const cleaned = s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return cleaned.length > max ? `${cleaned.slice(0, max)}…` : cleaned;
 }
+
+/** A dotted-quad IPv4 address, without leading zeros (which some parsers read as octal). */
+export function normalizeIpv4(input: string, field = 'ip'): string {
+  const s = String(input).trim();
+  if (isIP(s) !== 4) throw new ValidationError(`${field}: "${printable(s)}" is not an IPv4 address`, field);
+  return s;
+}
+
+/**
+ * A PXE boot file: a name in the TFTP root (letters, digits, . _ - /, no "..") or an http(s) URL for
+ * UEFI HTTP boot. At most 127 bytes: it travels in the BOOTP file field.
+ */
+export function validateBootFile(input: string, field = 'bootFile'): string {
+  const s = String(input).trim();
+  const tftpName = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(s) && !s.split('/').includes('..');
+  const url = /^https?:\/\/[A-Za-z0-9.:[\]_-]+(\/[A-Za-z0-9._~%\/-]*)?$/.test(s);
+  if (s.length === 0 || s.length > 127 || !(tftpName || url)) {
+    throw new ValidationError(`${field}: "${printable(s)}" must be a file name in the TFTP root or an http URL, at most 127 characters`, field);
+  }
+  return s;
+}

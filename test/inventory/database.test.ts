@@ -87,7 +87,7 @@ describe('migrations', () => {
     const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as {
       name: string;
     }[]).map((t) => t.name);
-    expect(tables).toEqual(['disks', 'events', 'hosts', 'images', 'profiles']);
+    expect(tables).toEqual(['disks', 'events', 'hosts', 'images', 'leases', 'profiles']);
   });
 
   it('re-opening is idempotent and keeps the data', () => {

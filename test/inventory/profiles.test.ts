@@ -15,6 +15,7 @@ describe('profiles', () => {
       k3sLabels: {},
       efiFilename: null,
       params: {},
+      bootFile: null,
       createdAt: '2026-03-01T12:00:00.000Z',
       updatedAt: '2026-03-01T12:00:00.000Z',
     });

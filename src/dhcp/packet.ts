@@ -1,0 +1,226 @@
+/**
+ * The DHCP/BOOTP wire format (RFC 2131 section 2, RFC 2132 section 2-3, RFC 3396): bytes in, typed
+ * packet out, and back. Pure and policy-free. Options are kept as raw bytes by code; options.ts gives
+ * them types.
+ */
+
+export const BOOTREQUEST = 1;
+export const BOOTREPLY = 2;
+const MAGIC_COOKIE = 0x63825363;
+const HEADER_LENGTH = 236;
+const MIN_LENGTH = HEADER_LENGTH + 4;
+/** BOOTP relays and old PXE ROMs drop replies shorter than a BOOTP packet (RFC 1542 section 2.1). */
+export const MIN_REPLY_LENGTH = 300;
+/** The largest packet we accept; an Ethernet MTU in practice, with room for jumbo frames. */
+const MAX_LENGTH = 9000;
+
+const OPT_PAD = 0;
+const OPT_END = 255;
+const OPT_OVERLOAD = 52;
+
+export interface DhcpPacket {
+  op: number;
+  htype: number;
+  hlen: number;
+  hops: number;
+  xid: number;
+  secs: number;
+  flags: number;
+  ciaddr: string;
+  yiaddr: string;
+  siaddr: string;
+  giaddr: string;
+  /** Client hardware address: the first hlen bytes of chaddr. */
+  chaddr: Buffer;
+  sname: string;
+  file: string;
+  /** Options by code, each instance joined per RFC 3396, in the order first seen. */
+  options: Map<number, Buffer>;
+}
+
+export class DhcpParseError extends Error {
+  constructor(readonly reason: string) {
+    super(`malformed DHCP packet: ${reason}`);
+    this.name = 'DhcpParseError';
+  }
+}
+
+export const BROADCAST_FLAG = 0x8000;
+
+export function decodePacket(buf: Buffer): DhcpPacket {
+  if (buf.length < MIN_LENGTH) throw new DhcpParseError(`truncated: ${buf.length} bytes, a DHCP packet has at least ${MIN_LENGTH}`);
+  if (buf.length > MAX_LENGTH) throw new DhcpParseError(`oversized: ${buf.length} bytes`);
+  const op = buf[0]!;
+  if (op !== BOOTREQUEST && op !== BOOTREPLY) throw new DhcpParseError(`bad op ${op}`);
+  const hlen = buf[2]!;
+  if (hlen > 16) throw new DhcpParseError(`bad hlen ${hlen}`);
+  if (buf.readUInt32BE(HEADER_LENGTH) !== MAGIC_COOKIE) throw new DhcpParseError('bad magic cookie (BOOTP without DHCP options)');
+
+  const options = new Map<number, Buffer[]>();
+  const overload = parseOptions(buf.subarray(MIN_LENGTH), 'options', options);
+  // RFC 2131 section 4.1: with option 52, the file field then the sname field carry more options.
+  const sname = buf.subarray(44, 108);
+  const file = buf.subarray(108, 236);
+  if (overload !== undefined) {
+    if (overload < 1 || overload > 3) throw new DhcpParseError(`bad overload value ${overload}`);
+    if (overload & 1) parseOptions(file, 'file', options);
+    if (overload & 2) parseOptions(sname, 'sname', options);
+  }
+  return {
+    op,
+    htype: buf[1]!,
+    hlen,
+    hops: buf[3]!,
+    xid: buf.readUInt32BE(4),
+    secs: buf.readUInt16BE(8),
+    flags: buf.readUInt16BE(10),
+    ciaddr: ipAt(buf, 12),
+    yiaddr: ipAt(buf, 16),
+    siaddr: ipAt(buf, 20),
+    giaddr: ipAt(buf, 24),
+    chaddr: Buffer.from(buf.subarray(28, 28 + hlen)),
+    sname: overload !== undefined && overload & 2 ? '' : cString(sname),
+    file: overload !== undefined && overload & 1 ? '' : cString(file),
+    options: new Map([...options].map(([code, parts]) => [code, Buffer.concat(parts)])),
+  };
+}
+
+/** Parses one option area into `into`; returns the overload value if option 52 was in it. */
+function parseOptions(area: Buffer, where: string, into: Map<number, Buffer[]>): number | undefined {
+  let overload: number | undefined;
+  let i = 0;
+  while (i < area.length) {
+    const code = area[i]!;
+    if (code === OPT_END) break;
+    if (code === OPT_PAD) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= area.length) throw new DhcpParseError(`option ${code} in ${where} has no length byte`);
+    const len = area[i + 1]!;
+    const start = i + 2;
+    if (start + len > area.length) throw new DhcpParseError(`option ${code} in ${where} overruns the packet (${len} bytes)`);
+    const value = area.subarray(start, start + len);
+    if (code === OPT_OVERLOAD) {
+      if (where !== 'options') throw new DhcpParseError(`option 52 inside the ${where} field`);
+      if (len !== 1) throw new DhcpParseError('option 52 must be 1 byte');
+      overload = value[0]!;
+    } else {
+      const parts = into.get(code);
+      if (parts) parts.push(Buffer.from(value));
+      else into.set(code, [Buffer.from(value)]);
+    }
+    i = start + len;
+  }
+  // A missing END is tolerated: some firmware ends the packet right after the last option.
+  return overload;
+}
+
+export interface EncodeOptions {
+  /** The client's option 57 (maximum DHCP message size); replies never exceed it. */
+  maxSize?: number;
+}
+
+/**
+ * Serialises a packet. Option 53 goes first (some ROMs look only there), options longer than 255
+ * bytes are split into consecutive instances (RFC 3396), END closes the list, and the packet is
+ * padded to 300 bytes.
+ */
+export function encodePacket(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
+  const parts: Buffer[] = [];
+  const ordered = [...p.options.entries()].sort(([a], [b]) => (a === 53 ? -1 : b === 53 ? 1 : 0));
+  for (const [code, value] of ordered) {
+    if (code === OPT_PAD || code === OPT_END || code === OPT_OVERLOAD || code < 0 || code > 254) {
+      throw new RangeError(`option code ${code} cannot be encoded as a plain option`);
+    }
+    if (value.length === 0) {
+      parts.push(Buffer.from([code, 0]));
+      continue;
+    }
+    for (let off = 0; off < value.length; off += 255) {
+      const chunk = value.subarray(off, off + 255);
+      parts.push(Buffer.from([code, chunk.length]), chunk);
+    }
+  }
+  parts.push(Buffer.from([OPT_END]));
+  const optionBytes = Buffer.concat(parts);
+  const length = Math.max(MIN_REPLY_LENGTH, MIN_LENGTH + optionBytes.length);
+  const max = Math.max(opts.maxSize ?? 1500, 576);
+  if (length > max) throw new RangeError(`DHCP reply of ${length} bytes exceeds the client's maximum of ${max}`);
+  const buf = Buffer.alloc(length);
+  buf[0] = p.op;
+  buf[1] = p.htype;
+  buf[2] = p.hlen;
+  buf[3] = p.hops;
+  buf.writeUInt32BE(p.xid >>> 0, 4);
+  buf.writeUInt16BE(p.secs, 8);
+  buf.writeUInt16BE(p.flags, 10);
+  writeIp(buf, 12, p.ciaddr);
+  writeIp(buf, 16, p.yiaddr);
+  writeIp(buf, 20, p.siaddr);
+  writeIp(buf, 24, p.giaddr);
+  p.chaddr.copy(buf, 28, 0, Math.min(16, p.chaddr.length));
+  writeCString(buf, 44, 64, p.sname, 'sname');
+  writeCString(buf, 108, 128, p.file, 'file');
+  buf.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
+  optionBytes.copy(buf, MIN_LENGTH);
+  return buf;
+}
+
+/** A reply skeleton for a request: same xid, flags, giaddr and chaddr, as RFC 2131 table 3 says. */
+export function replyTo(req: DhcpPacket): DhcpPacket {
+  return {
+    op: BOOTREPLY,
+    htype: req.htype,
+    hlen: req.hlen,
+    hops: 0,
+    xid: req.xid,
+    secs: 0,
+    flags: req.flags,
+    ciaddr: '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr: req.giaddr,
+    chaddr: req.chaddr,
+    sname: '',
+    file: '',
+    options: new Map(),
+  };
+}
+
+/** The client's MAC in lower-case colon form, or undefined if the hardware is not Ethernet. */
+export function clientMac(p: DhcpPacket): string | undefined {
+  if (p.htype !== 1 || p.hlen !== 6) return undefined;
+  return [...p.chaddr].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+function ipAt(buf: Buffer, off: number): string {
+  return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+}
+
+function writeIp(buf: Buffer, off: number, ip: string): void {
+  ipToBuffer(ip).copy(buf, off);
+}
+
+export function ipToBuffer(ip: string): Buffer {
+  const parts = ip.split('.');
+  if (parts.length !== 4) throw new RangeError(`not an IPv4 address: ${ip}`);
+  return Buffer.from(
+    parts.map((x) => {
+      const n = Number(x);
+      if (!/^\d{1,3}$/.test(x) || n > 255) throw new RangeError(`not an IPv4 address: ${ip}`);
+      return n;
+    }),
+  );
+}
+
+function cString(b: Buffer): string {
+  const end = b.indexOf(0);
+  return b.subarray(0, end === -1 ? b.length : end).toString('latin1');
+}
+
+function writeCString(buf: Buffer, off: number, size: number, s: string, field: string): void {
+  const bytes = Buffer.from(s, 'latin1');
+  if (bytes.length >= size) throw new RangeError(`${field} "${s}" is longer than ${size - 1} bytes`);
+  bytes.copy(buf, off);
+}
