@@ -5,6 +5,8 @@ import { BootService } from './boot/service.js';
 import { DEFAULT_TEMPLATES_DIR, TemplateSet } from './boot/render.js';
 import { resolveApiToken } from './config/api-token.js';
 import type { Config } from './config/schema.js';
+import { createDhcpService } from './dhcp/service.js';
+import type { DhcpServer } from './dhcp/server.js';
 import { buildApp, type App } from './http/app.js';
 import { Inventory } from './inventory/index.js';
 import { createLogger } from './log.js';
@@ -17,6 +19,7 @@ export interface Daemon {
   /** http://address:port the HTTP server listens on. */
   url: string;
   apiTokenFile?: string;
+  dhcp?: DhcpServer;
   reload(): void;
   stop(): Promise<void>;
 }
@@ -78,7 +81,16 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
     const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
     const host = config.http.listen.includes(':') ? `[${config.http.listen}]` : config.http.listen;
     const url = `http://${host}:${port}`;
-    log.info({ url, version: VERSION, templates: templates.names() }, 'hiveboot is up');
+    // DHCP starts after HTTP: the first thing it hands out is the URL of /boot.ipxe.
+    let dhcp: DhcpServer | undefined;
+    try {
+      dhcp = createDhcpService({ config, inventory, logger: log, registry: metrics.registry, httpPort: port });
+      await dhcp?.start();
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
+    log.info({ url, version: VERSION, templates: templates.names(), dhcp: dhcp ? config.dhcp.mode : 'off' }, 'hiveboot is up');
 
     let stopping: Promise<void> | undefined;
     return {
@@ -86,6 +98,7 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
       inventory,
       url,
       apiTokenFile: token.file,
+      dhcp,
       reload() {
         // Templates are swapped only when the new set loads completely: a typo never takes boots down.
         try {
@@ -98,6 +111,7 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
       stop() {
         stopping ??= (async () => {
           clearInterval(pruneTimer);
+          await dhcp?.stop();
           // close() stops accepting, waits for in-flight requests, then the database is closed last.
           await app.close();
           inventory.close();

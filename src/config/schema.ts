@@ -59,6 +59,50 @@ export const InventoryConfig = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+export const DhcpSubnetConfig = Type.Object(
+  {
+    network: Type.String({ description: 'CIDR, e.g. 10.99.0.0/24; requests from this network (or relayed from it) are served' }),
+    range: Type.Optional(
+      Type.Object(
+        { start: Type.String(), end: Type.String() },
+        { additionalProperties: false, description: 'dynamic addresses for machines without a reservation (discovery); none: only reserved hosts get addresses' },
+      ),
+    ),
+    router: Type.Optional(Type.String()),
+    dnsServers: Type.Array(Type.String(), { default: [] }),
+    domain: Type.Optional(Type.String()),
+    leaseSeconds: Type.Integer({ minimum: 60, maximum: 31_536_000, default: 3600 }),
+  },
+  { additionalProperties: false },
+);
+
+export const DhcpConfig = Type.Object(
+  {
+    mode: Type.Union([Type.Literal('proxy'), Type.Literal('full'), Type.Literal('off')], {
+      default: 'proxy',
+      description: 'proxy: beside an existing DHCP server, boot information only; full: addresses too (isolated boot network); off: TFTP/HTTP only',
+    }),
+    interfaces: Type.Array(Type.String(), {
+      default: [],
+      description: 'interfaces to answer on; nothing is answered on any other (empty: DHCP is not served)',
+    }),
+    bootFiles: Type.Record(Type.String(), Type.String(), {
+      default: {},
+      description: 'client architecture (option 93, decimal) → boot file or URL, over the defaults; "{http}" is our HTTP base URL',
+    }),
+    subnets: Type.Array(DhcpSubnetConfig, { default: [], description: 'full mode: the networks served' }),
+    ports: Type.Object(
+      {
+        server: Type.Integer({ minimum: 1, maximum: 65535, default: 67 }),
+        pxe: Type.Integer({ minimum: 0, maximum: 65535, default: 4011, description: '0: do not listen for PXE boot server requests' }),
+        client: Type.Integer({ minimum: 1, maximum: 65535, default: 68 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const LogConfig = Type.Object({ level: LogLevel }, { additionalProperties: false, default: {} });
 
 export const Config = Type.Object(
@@ -68,6 +112,7 @@ export const Config = Type.Object(
     api: ApiConfig,
     boot: BootConfig,
     inventory: InventoryConfig,
+    dhcp: DhcpConfig,
     log: LogConfig,
   },
   { additionalProperties: false, default: {} },

@@ -127,11 +127,22 @@ export function clientNdi(p: DhcpPacket): { type: number; major: number; minor: 
   return v && v.length === 3 ? { type: v[0]!, major: v[1]!, minor: v[2]! } : undefined;
 }
 
-/** Option 97 (RFC 4578): type 0 then a 16-byte machine UUID, returned in 8-4-4-4-12 form. */
+/**
+ * Option 97 (RFC 4578): type 0 then a 16-byte machine UUID, returned in 8-4-4-4-12 form. Clients
+ * send it in EFI GUID byte order, the first three fields little-endian (EDK2 copies the SMBIOS
+ * bytes; iPXE swaps to that order on purpose), so those fields are swapped back: the result is the
+ * UUID that dmidecode, the firmware setup screen and QEMU's -uuid show.
+ */
 export function clientUuid(p: DhcpPacket): string | undefined {
   const v = p.options.get(Opt.CLIENT_UUID);
   if (!v || v.length !== 17 || v[0] !== 0) return undefined;
-  const h = v.subarray(1).toString('hex');
+  const g = v.subarray(1);
+  const h = Buffer.concat([
+    Buffer.from(g.subarray(0, 4)).reverse(),
+    Buffer.from(g.subarray(4, 6)).reverse(),
+    Buffer.from(g.subarray(6, 8)).reverse(),
+    g.subarray(8),
+  ]).toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 

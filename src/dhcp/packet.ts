@@ -11,6 +11,9 @@ const HEADER_LENGTH = 236;
 const MIN_LENGTH = HEADER_LENGTH + 4;
 /** BOOTP relays and old PXE ROMs drop replies shorter than a BOOTP packet (RFC 1542 section 2.1). */
 export const MIN_REPLY_LENGTH = 300;
+/** Every DHCP client accepts an IP datagram of 576 bytes (RFC 2131 section 2), 28 of them IP + UDP headers. */
+const MIN_DATAGRAM = 576;
+const IP_UDP_HEADERS = 28;
 /** The largest packet we accept; an Ethernet MTU in practice, with room for jumbo frames. */
 const MAX_LENGTH = 9000;
 
@@ -117,7 +120,11 @@ function parseOptions(area: Buffer, where: string, into: Map<number, Buffer[]>):
 }
 
 export interface EncodeOptions {
-  /** The client's option 57 (maximum DHCP message size); replies never exceed it. */
+  /**
+   * The client's option 57 (maximum DHCP message size); replies never exceed it. Like the IP
+   * datagram it names (RFC 2131 section 2), it counts the 28 bytes of IP and UDP headers; without
+   * it a client only has to accept 576.
+   */
   maxSize?: number;
 }
 
@@ -145,7 +152,7 @@ export function encodePacket(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   parts.push(Buffer.from([OPT_END]));
   const optionBytes = Buffer.concat(parts);
   const length = Math.max(MIN_REPLY_LENGTH, MIN_LENGTH + optionBytes.length);
-  const max = Math.max(opts.maxSize ?? 1500, 576);
+  const max = Math.max(opts.maxSize ?? MIN_DATAGRAM, MIN_DATAGRAM) - IP_UDP_HEADERS;
   if (length > max) throw new RangeError(`DHCP reply of ${length} bytes exceeds the client's maximum of ${max}`);
   const buf = Buffer.alloc(length);
   buf[0] = p.op;

@@ -91,6 +91,11 @@ export class HostStore {
     return row && toHost(row);
   }
 
+  /** The MAC whose reserved address this is, if any (full-DHCP mode). */
+  reservationOwner(ip: string): string | undefined {
+    return (this.db.prepare('SELECT mac FROM hosts WHERE ip = ?').get(ip) as { mac: string } | undefined)?.mac;
+  }
+
   get(macInput: string): Host {
     const mac = normalizeMac(macInput);
     const host = this.find(mac);

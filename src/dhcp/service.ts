@@ -1,0 +1,134 @@
+import { networkInterfaces } from 'node:os';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import type { Inventory } from '../inventory/index.js';
+import { archName, DEFAULT_BOOT_FILES } from './arch.js';
+import type { BootChoiceConfig, BootFileOverrides } from './boot-choice.js';
+import { FullDhcp, type KnownHost } from './full.js';
+import { clientArchitectures, MESSAGE_TYPE_NAMES, messageType, pxeClientKind, isIpxe } from './options.js';
+import { clientMac, type DhcpPacket } from './packet.js';
+import { handleProxy } from './proxy.js';
+import { DhcpServer, type DhcpInterface } from './server.js';
+import type { DhcpOutcome, RequestContext } from './types.js';
+
+export class DhcpConfigError extends Error {}
+
+/** The IPv4 address and netmask of each configured interface, or a clear error naming the field. */
+export function resolveInterfaces(names: string[], lookup = networkInterfaces): DhcpInterface[] {
+  const all = lookup();
+  return names.map((name) => {
+    const addrs = all[name];
+    if (!addrs) throw new DhcpConfigError(`dhcp.interfaces: no interface named "${name}" (have: ${Object.keys(all).join(', ')})`);
+    const v4 = addrs.find((a) => a.family === 'IPv4');
+    if (!v4) throw new DhcpConfigError(`dhcp.interfaces: ${name} has no IPv4 address`);
+    return { name, address: v4.address, netmask: v4.netmask };
+  });
+}
+
+export interface DhcpServiceDeps {
+  config: Config;
+  inventory: Inventory;
+  logger: Logger;
+  registry: Registry;
+  /** HTTP port, for the bootstrap URL when http.publicUrl is not set. */
+  httpPort: number;
+}
+
+/**
+ * Builds the DHCP server for the configured mode and connects it to the inventory: the mode's
+ * handler decides, this records every exchange on the machine's timeline, turns unknown PXE clients
+ * into discovered hosts (when discovery is on) and counts messages for /metrics.
+ */
+export function createDhcpService(deps: DhcpServiceDeps): DhcpServer | undefined {
+  const { config, inventory, logger } = deps;
+  const dhcp = config.dhcp;
+  if (dhcp.mode === 'off') return undefined;
+  if (dhcp.interfaces.length === 0) {
+    logger.warn({ mode: dhcp.mode }, 'dhcp.interfaces is empty: not serving DHCP (name the boot network interfaces to enable it)');
+    return undefined;
+  }
+  const interfaces = resolveInterfaces(dhcp.interfaces);
+  const table = { ...DEFAULT_BOOT_FILES, ...dhcp.bootFiles };
+  const bootFor = (ctx: RequestContext): BootChoiceConfig => {
+    const base = (config.http.publicUrl ?? `http://${ctx.serverIp}:${deps.httpPort}`).replace(/\/+$/, '');
+    return { table, bootstrapUrl: `${base}/boot.ipxe`, httpBase: base };
+  };
+  const overridesFor = (mac: string): BootFileOverrides => {
+    const host = inventory.hosts.find(mac);
+    if (!host) return {};
+    const profile = host.profile ? inventory.profiles.find(host.profile) : undefined;
+    return { host: host.bootFile, profile: profile?.bootFile };
+  };
+
+  let handle: (req: DhcpPacket, ctx: RequestContext) => DhcpOutcome;
+  if (dhcp.mode === 'proxy') {
+    handle = (req, ctx) => handleProxy(req, ctx, bootFor, overridesFor);
+  } else {
+    if (dhcp.subnets.length === 0) throw new DhcpConfigError('dhcp.subnets: full mode needs at least one subnet');
+    const full = new FullDhcp(
+      dhcp.subnets,
+      inventory.leases,
+      {
+        byMac: (mac): KnownHost | undefined => {
+          const h = inventory.hosts.find(mac);
+          return h && { hostname: h.hostname, ip: h.ip, overrides: overridesFor(mac) };
+        },
+        reservedFor: (ip) => inventory.hosts.reservationOwner(ip),
+      },
+      bootFor,
+    );
+    handle = (req, ctx) => full.handle(req, ctx);
+  }
+
+  const messages = new Counter({
+    name: 'hiveboot_dhcp_messages_total',
+    help: 'DHCP messages received, by type and outcome (reply, ignored, malformed)',
+    labelNames: ['type', 'outcome'] as const,
+    registers: [deps.registry],
+  });
+
+  return new DhcpServer({
+    interfaces,
+    ports: { server: dhcp.ports.server, pxe: dhcp.ports.pxe === 0 ? null : dhcp.ports.pxe, client: dhcp.ports.client },
+    handle,
+    logger,
+    onMalformed: () => messages.inc({ type: 'unknown', outcome: 'malformed' }),
+    onOutcome: (outcome, req, ctx) => {
+      const type = MESSAGE_TYPE_NAMES[messageType(req) ?? 0] ?? 'unknown';
+      messages.inc({ type, outcome: 'ignore' in outcome ? 'ignored' : 'reply' });
+      record(outcome, req, ctx);
+    },
+  });
+
+  function record(outcome: DhcpOutcome, req: DhcpPacket, ctx: RequestContext): void {
+    const mac = outcome.mac ?? clientMac(req);
+    if (!mac) return;
+    const booting = pxeClientKind(req) !== undefined || isIpxe(req);
+    const arch = clientArchitectures(req)[0];
+    const type = MESSAGE_TYPE_NAMES[messageType(req) ?? 0] ?? 'unknown';
+    const sourceIp = ctx.source.address === '0.0.0.0' ? null : ctx.source.address;
+    inventory.transaction(() => {
+      let known = inventory.hosts.find(mac) !== undefined;
+      if (!known && booting && config.boot.discovery) {
+        const facts = arch !== undefined ? { arch: String(arch) } : {};
+        known = inventory.hosts.discover(mac, facts, { stage: 'dhcp', sourceIp }, { maxDiscovered: config.boot.maxDiscovered }) !== undefined;
+      }
+      // A machine that is not registered, not booting from the network and not given an address by
+      // us (a laptop beside a proxy) is not ours to track.
+      if (!known && !booting && !('reply' in outcome)) return;
+      if ('reply' in outcome && outcome.reply.yiaddr !== '0.0.0.0' && messageType(outcome.reply) === 5) {
+        inventory.hosts.touch(mac, outcome.reply.yiaddr);
+      }
+      const event = outcome.event;
+      if (!event) return;
+      inventory.events.record({
+        mac,
+        stage: 'dhcp',
+        sourceIp,
+        message: `${type} (${dhcp.mode}${booting ? `, ${isIpxe(req) ? 'iPXE' : archName(arch ?? 0)}` : ''}): ${event.message}`,
+        reason: event.reason,
+      });
+    });
+  }
+}

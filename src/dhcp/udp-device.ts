@@ -1,0 +1,80 @@
+import dgram from 'node:dgram';
+import koffi from 'koffi';
+
+/**
+ * A UDP socket bound to 0.0.0.0:<port> and pinned to one network interface (SO_BINDTODEVICE).
+ *
+ * Why: DHCP requests are broadcasts, which only a socket bound to 0.0.0.0 receives — and such a
+ * socket receives them from every interface and cannot tell which one a packet came in on (Node's
+ * dgram has no IP_PKTINFO). Pinning one socket per interface answers both: each socket hears only
+ * its own interface, and its broadcast replies leave through that interface. Node cannot set the
+ * option itself, so the socket is made with libc through koffi and handed to dgram by descriptor.
+ */
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+const SO_BROADCAST = 6;
+const SO_BINDTODEVICE = 25;
+
+interface Libc {
+  socket: (domain: number, type: number, protocol: number) => number;
+  setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
+  bind: (fd: number, addr: Buffer, len: number) => number;
+  close: (fd: number) => number;
+  strerror: (errnum: number) => string;
+  errno: () => number;
+}
+
+let libc: Libc | undefined;
+function load(): Libc {
+  if (libc) return libc;
+  const lib = koffi.load('libc.so.6');
+  const errnoLocation = lib.func('int *__errno_location(void)');
+  libc = {
+    socket: lib.func('int socket(int, int, int)'),
+    setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
+    bind: lib.func('int bind(int, const void *, uint32_t)'),
+    close: lib.func('int close(int)'),
+    strerror: lib.func('const char *strerror(int)'),
+    errno: () => koffi.decode(errnoLocation(), 'int') as number,
+  };
+  return libc;
+}
+
+export class SocketSetupError extends Error {}
+
+/** Opens 0.0.0.0:port pinned to `device` (or unpinned if device is undefined), broadcast allowed. */
+export async function openDeviceSocket(port: number, device: string | undefined): Promise<dgram.Socket> {
+  const c = load();
+  const fd = c.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw new SocketSetupError(`socket(): ${c.strerror(c.errno())}`);
+  const fail = (what: string): never => {
+    const msg = c.strerror(c.errno());
+    c.close(fd);
+    throw new SocketSetupError(`${what}: ${msg}`);
+  };
+  const one = Buffer.alloc(4);
+  one.writeInt32LE(1);
+  // SO_REUSEADDR lets one socket per interface share port 67.
+  if (c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4) !== 0) fail('SO_REUSEADDR');
+  if (c.setsockopt(fd, SOL_SOCKET, SO_BROADCAST, one, 4) !== 0) fail('SO_BROADCAST');
+  if (device !== undefined) {
+    const name = Buffer.from(`${device}\0`);
+    if (c.setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, name.length) !== 0) fail(`SO_BINDTODEVICE ${device} (needs CAP_NET_RAW)`);
+  }
+  const addr = Buffer.alloc(16);
+  addr.writeUInt16LE(AF_INET, 0);
+  addr.writeUInt16BE(port, 2);
+  if (c.bind(fd, addr, 16) !== 0) fail(`bind 0.0.0.0:${port}${device ? ` on ${device}` : ''}`);
+  const socket = dgram.createSocket({ type: 'udp4' });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ fd }, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  return socket;
+}

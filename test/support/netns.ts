@@ -1,0 +1,112 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+/**
+ * Network namespaces made by a test and torn down by it: the only place DHCP test traffic goes.
+ * Nothing here touches an existing interface; every name carries a random tag so parallel test
+ * files and leftovers from a killed run never collide.
+ */
+export class NetLab {
+  readonly tag = randomBytes(3).toString('hex');
+  private readonly namespaces: string[] = [];
+  private readonly children: ChildProcess[] = [];
+
+  static available(): boolean {
+    if (process.getuid?.() !== 0) return false;
+    try {
+      execFileSync('ip', ['netns', 'list'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Creates namespace `<name>-<tag>` with loopback up; returns its full name. */
+  ns(name: string): string {
+    const full = `hb${this.tag}-${name}`;
+    execFileSync('ip', ['netns', 'add', full]);
+    this.namespaces.push(full);
+    this.ip(full, 'link', 'set', 'lo', 'up');
+    return full;
+  }
+
+  /** A veth pair between two namespaces, both ends up, optional addresses (CIDR). */
+  link(a: { ns: string; ifname: string; cidr?: string }, b: { ns: string; ifname: string; cidr?: string }): void {
+    const tmpA = `v${this.tag}${randomBytes(2).toString('hex')}`;
+    const tmpB = `w${this.tag}${randomBytes(2).toString('hex')}`;
+    execFileSync('ip', ['link', 'add', tmpA, 'type', 'veth', 'peer', 'name', tmpB]);
+    execFileSync('ip', ['link', 'set', tmpA, 'netns', a.ns]);
+    execFileSync('ip', ['link', 'set', tmpB, 'netns', b.ns]);
+    this.ip(a.ns, 'link', 'set', tmpA, 'name', a.ifname);
+    this.ip(b.ns, 'link', 'set', tmpB, 'name', b.ifname);
+    for (const end of [a, b]) {
+      if (end.cidr) this.ip(end.ns, 'addr', 'add', end.cidr, 'dev', end.ifname);
+      this.ip(end.ns, 'link', 'set', end.ifname, 'up');
+    }
+  }
+
+  ip(ns: string, ...args: string[]): string {
+    return execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
+  }
+
+  /** Runs a command inside a namespace to completion. */
+  run(ns: string, cmd: string, args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = this.spawn(ns, cmd, args);
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d) => (stdout += d));
+      child.stderr!.on('data', (d) => (stderr += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+      if (opts.input !== undefined) child.stdin!.end(opts.input);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    });
+  }
+
+  /** Starts a long-running command inside a namespace; it is killed (by PID) on destroy(). */
+  spawn(ns: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
+    this.children.push(child);
+    return child;
+  }
+
+  async destroy(): Promise<void> {
+    for (const c of this.children) {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    }
+    await Promise.all(this.children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('close', r)))));
+    for (const ns of this.namespaces.reverse()) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns]);
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
+
+/** Waits until `predicate` is true of the text a child has printed so far. */
+export function waitForOutput(child: ChildProcess, predicate: (text: string) => boolean, timeoutMs = 20_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (d: Buffer) => {
+      text += d.toString();
+      if (predicate(text)) done(() => resolve(text));
+    };
+    const timer = setTimeout(() => done(() => reject(new Error(`timed out; output so far:\n${text}`))), timeoutMs);
+    const onClose = () => done(() => reject(new Error(`process exited; output:\n${text}`)));
+    const done = (f: () => void) => {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.stderr?.off('data', onData);
+      child.off('close', onClose);
+      f();
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.on('close', onClose);
+  });
+}
