@@ -44,8 +44,15 @@ export class BootService {
     private readonly opts: BootServiceOptions,
   ) {}
 
-  bootstrapScript(baseUrl: string): string {
-    return this.opts.templates().render('bootstrap', { baseUrl, retrySeconds: this.opts.retrySeconds });
+  /**
+   * The bootstrap script is the same for every machine, but its fetch is a boot stage: it lands on
+   * the timeline of the machine last seen at the requesting address (DHCP learnt it).
+   */
+  bootstrapScript(baseUrl: string, sourceIp: string | null = null): string {
+    const script = this.opts.templates().render('bootstrap', { baseUrl, retrySeconds: this.opts.retrySeconds });
+    const host = sourceIp ? this.inventory.hosts.findByLastIp(sourceIp) : undefined;
+    if (host) this.recordOnce(host.mac, sourceIp, 'script: bootstrap /boot.ipxe', 'iPXE is running and fetched the bootstrap script');
+    return script;
   }
 
   hostScript(macInput: string, req: ScriptRequest): ScriptResult {

@@ -91,6 +91,12 @@ export class HostStore {
     return row && toHost(row);
   }
 
+  /** The host last seen at this address (from DHCP or its boot requests), if any. */
+  findByLastIp(ip: string): Host | undefined {
+    const row = this.db.prepare(`${SELECT} WHERE h.last_ip = ? ORDER BY h.last_seen_at DESC LIMIT 1`).get(ip) as HostRow | undefined;
+    return row && toHost(row);
+  }
+
   /** The MAC whose reserved address this is, if any (full-DHCP mode). */
   reservationOwner(ip: string): string | undefined {
     return (this.db.prepare('SELECT mac FROM hosts WHERE ip = ?').get(ip) as { mac: string } | undefined)?.mac;

@@ -12,7 +12,7 @@ const IPXE = 'text/plain; charset=utf-8';
  */
 export const bootRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) => {
   app.get('/boot.ipxe', { schema: { tags: ['boot'], security: [], summary: 'Bootstrap iPXE script (chains to the per-MAC script)' } }, async (req, reply) => {
-    const script = deps.boot.bootstrapScript(baseUrlOf(req, deps.publicUrl));
+    const script = deps.boot.bootstrapScript(baseUrlOf(req, deps.publicUrl), req.ip);
     return reply.type(IPXE).header('cache-control', 'no-store').send(script);
   });
 

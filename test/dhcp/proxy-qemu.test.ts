@@ -1,0 +1,106 @@
+import Database from 'better-sqlite3';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NetLab, waitForOutput } from '../support/netns.js';
+import { startGuest } from '../support/qemu.js';
+
+/**
+ * proxyDHCP beside a "home router": a DHCP-only dnsmasq in its own namespace hands out addresses,
+ * hiveboot in proxy mode adds only the boot information, and a real QEMU guest (SeaBIOS and the iPXE
+ * ROM of its NIC) must end up fetching /boot.ipxe and its own script from hiveboot. Asserted from
+ * hiveboot's timeline, as a user would check it.
+ */
+const SERVE = join(import.meta.dirname, '../support/serve.ts');
+const GUEST_MAC = '52:54:00:79:00:01';
+
+describe.skipIf(!NetLab.available())('proxyDHCP beside a router, real iPXE firmware (QEMU)', () => {
+  const lab = new NetLab();
+  let dir: string;
+  let srv: string;
+  let rtr: string;
+  let daemon: ChildProcess;
+  let dbPath: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hb-dhcp-proxy-'));
+    srv = lab.ns('srv');
+    rtr = lab.ns('rtr');
+    lab.ip(srv, 'link', 'add', 'br0', 'type', 'bridge');
+    lab.ip(srv, 'addr', 'add', '10.79.0.1/24', 'dev', 'br0');
+    lab.ip(srv, '-6', 'addr', 'add', 'fd79::1/64', 'dev', 'br0', 'nodad');
+    lab.ip(srv, 'link', 'set', 'br0', 'up');
+    lab.link({ ns: srv, ifname: 'rtrport' }, { ns: rtr, ifname: 'rtr0', cidr: '10.79.0.254/24' });
+    lab.ip(rtr, '-6', 'addr', 'add', 'fd79::fe/64', 'dev', 'rtr0', 'nodad');
+    lab.ip(srv, 'link', 'set', 'rtrport', 'master', 'br0');
+    lab.ip(srv, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap');
+    lab.ip(srv, 'link', 'set', 'tap0', 'master', 'br0');
+    lab.ip(srv, 'link', 'set', 'tap0', 'up');
+
+    // The router: addresses only, no PXE options. It also sends IPv6 router advertisements, without
+    // which iPXE spends 13 s waiting for one before it even starts DHCP.
+    const router = lab.spawn(rtr, '/usr/sbin/dnsmasq', [
+      '--no-daemon', '--conf-file=/dev/null', '--port=0', '--user=root', '--group=root',
+      '--interface=rtr0', '--bind-interfaces', '--log-dhcp', '--no-ping',
+      `--pid-file=${join(dir, 'dnsmasq.pid')}`, `--dhcp-leasefile=${join(dir, 'dnsmasq.leases')}`,
+      '--dhcp-range=10.79.0.150,10.79.0.199,255.255.255.0,1h',
+      '--enable-ra', '--dhcp-range=fd79::,ra-only',
+    ]);
+    await waitForOutput(router, (t) => /DHCP, IP range/.test(t));
+
+    dbPath = join(dir, 'state', 'hiveboot.db');
+    const config = join(dir, 'hiveboot.yaml');
+    writeFileSync(
+      config,
+      `stateDir: ${join(dir, 'state')}
+http: { listen: 0.0.0.0, port: 18481 }
+log: { level: debug }
+boot: { retrySeconds: 2 }
+dhcp: { mode: proxy, interfaces: [br0] }
+`,
+    );
+    daemon = lab.spawn(srv, process.execPath, ['--import', 'tsx', SERVE, config]);
+    await waitForOutput(daemon, (t) => t.includes('hiveboot is up'));
+  }, 60_000);
+
+  afterAll(async () => {
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const events = (mac: string) => {
+    const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+    try {
+      return db.prepare('SELECT stage, message, reason, source_ip AS sourceIp FROM events WHERE mac = ? ORDER BY id').all(mac) as {
+        stage: string;
+        message: string;
+        reason: string;
+        sourceIp: string | null;
+      }[];
+    } finally {
+      db.close();
+    }
+  };
+
+  it('a BIOS guest with the iPXE ROM gets the bootstrap URL from hiveboot and fetches /boot.ipxe and its own script', async () => {
+    startGuest(lab, { ns: srv, tap: 'tap0', mac: GUEST_MAC, firmware: 'bios', workDir: dir });
+    const deadline = Date.now() + 90_000;
+    let ev = events(GUEST_MAC);
+    while (Date.now() < deadline && !ev.some((e) => e.stage === 'script' && e.message.startsWith('script: '))) {
+      await new Promise((r) => setTimeout(r, 500));
+      ev = events(GUEST_MAC);
+    }
+    const text = ev.map((e) => `${e.stage}: ${e.message} — ${e.reason}`).join('\n');
+    // Proxy offer on port 67 with the bootstrap URL (the ROM is iPXE: loop-break), never an address.
+    expect(text).toMatch(/dhcp: discover \(proxy, iPXE\): proxy offer on br0: http:\/\/10\.79\.0\.1:18481\/boot\.ipxe/);
+    // The machine became a discovered host from its DHCP request.
+    expect(ev.some((e) => e.stage === 'dhcp' && e.message.startsWith('discovered'))).toBe(true);
+    // It fetched the bootstrap script from its router-given address, then its own script.
+    const bootstrap = ev.find((e) => e.message === 'script: bootstrap /boot.ipxe');
+    expect(bootstrap, text).toBeDefined();
+    expect(bootstrap!.sourceIp).toMatch(/^10\.79\.0\.(1[5-9]\d)$/);
+    expect(text).toMatch(/script: script: (wait|discover)/);
+  }, 120_000);
+});
