@@ -204,6 +204,7 @@ export const text = (s: string) => Buffer.from(s, 'latin1');
 export function encodeEncapsulated(options: Map<number, Buffer>): Buffer {
   const parts: Buffer[] = [];
   for (const [code, value] of options) {
+    if (!Number.isInteger(code) || code < 1 || code > 254) throw new RangeError(`encapsulated option code ${code} must be 1-254`);
     if (value.length > 255) throw new RangeError(`encapsulated option ${code} longer than 255 bytes`);
     parts.push(Buffer.from([code, value.length]), value);
   }
