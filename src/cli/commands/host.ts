@@ -63,7 +63,9 @@ export function hostCommand(): Command {
       .option('--profile <name>', 'profile to boot')
       .option('--state <state>', 'initial state (default: ready when it has a disk, else pending)')
       .option('--label <key=value>', 'node label (repeatable)', collect)
-      .option('--initiator-iqn <iqn>', 'iSCSI initiator name (default <prefix>:<hostname>)'),
+      .option('--initiator-iqn <iqn>', 'iSCSI initiator name (default <prefix>:<hostname>)')
+      .option('--ip <address>', 'reserved IPv4 address (full-DHCP mode)')
+      .option('--boot-file <file|url>', 'PXE boot file for this host, over its profile and the architecture table'),
   ).action(async (o, cmd: Command) => {
     const { api, out } = ctx(cmd);
     const body: HostCreate = { mac: o.mac };
@@ -73,6 +75,8 @@ export function hostCommand(): Command {
     const labels = keyValues(o.label, '--label');
     if (labels) body.labels = labels;
     if (o.initiatorIqn !== undefined) body.initiatorIqn = o.initiatorIqn;
+    if (o.ip !== undefined) body.ip = o.ip;
+    if (o.bootFile !== undefined) body.bootFile = o.bootFile;
     const disk = diskFromFlags(o);
     if (disk) body.disk = disk;
     const h = await api.post<HostView>('/v1/hosts', body);
@@ -110,6 +114,10 @@ export function hostCommand(): Command {
       .option('--state <state>', 'set the state (discovered, pending, ready, disabled)')
       .option('--label <key=value>', 'replace the labels (repeatable)', collect)
       .option('--initiator-iqn <iqn>', 'iSCSI initiator name')
+      .option('--ip <address>', 'reserved IPv4 address (full-DHCP mode)')
+      .option('--no-ip', 'remove the address reservation')
+      .option('--boot-file <file|url>', 'PXE boot file for this host')
+      .option('--no-boot-file', 'use the profile / architecture table again')
       .option('--no-disk', 'remove the disk'),
   ).action(async (mac: string, o, cmd: Command) => {
     const { api, out } = ctx(cmd);
@@ -121,6 +129,10 @@ export function hostCommand(): Command {
     const labels = keyValues(o.label, '--label');
     if (labels) patch.labels = labels;
     if (o.initiatorIqn !== undefined) patch.initiatorIqn = o.initiatorIqn;
+    if (o.ip === false) patch.ip = null;
+    else if (typeof o.ip === 'string') patch.ip = o.ip;
+    if (o.bootFile === false) patch.bootFile = null;
+    else if (typeof o.bootFile === 'string') patch.bootFile = o.bootFile;
     if (o.disk === false) patch.disk = null;
     else {
       const disk = diskFromFlags(o);

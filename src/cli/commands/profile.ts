@@ -13,7 +13,8 @@ function profileOptions(cmd: Command): Command {
     .option('--kernel-args <args>', 'extra kernel arguments')
     .option('--k3s-label <key=value>', 'K3s node label for every host of this profile (repeatable)', collect)
     .option('--efi-filename <path>', 'UEFI: the file sanboot starts, e.g. /EFI/BOOT/BOOTX64.EFI')
-    .option('--param <key=value>', 'extra template parameter (repeatable)', collect);
+    .option('--param <key=value>', 'extra template parameter (repeatable)', collect)
+    .option('--boot-file <file|url>', 'PXE boot file for hosts of this profile, over the architecture table');
 }
 
 function fields(o: Record<string, unknown>): ProfileUpdate {
@@ -27,6 +28,7 @@ function fields(o: Record<string, unknown>): ProfileUpdate {
   if (typeof o.efiFilename === 'string') p.efiFilename = o.efiFilename;
   const params = keyValues(o.param as string[] | undefined, '--param');
   if (params) p.params = params;
+  if (typeof o.bootFile === 'string') p.bootFile = o.bootFile;
   return p;
 }
 
