@@ -23,9 +23,10 @@ export interface Subnet {
 }
 
 export function parseCidr(cidr: string): Subnet {
-  const [addr, len] = cidr.split('/');
-  const prefix = Number(len);
-  if (!addr || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) throw new RangeError(`not a CIDR subnet: ${cidr}`);
+  const [addr, len, ...rest] = cidr.split('/');
+  // Digits only: Number() would read "" as 0 (a /0 that matches every address), " 24" and "0x18" as numbers.
+  const prefix = len !== undefined && /^\d{1,2}$/.test(len) ? Number(len) : NaN;
+  if (!addr || rest.length > 0 || !Number.isInteger(prefix) || prefix > 32) throw new RangeError(`not a CIDR subnet: ${cidr}`);
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return { network: (ipToInt(addr) & mask) >>> 0, prefix, mask };
 }

@@ -34,6 +34,8 @@ export interface HostDirectory {
   byMac(mac: string): KnownHost | undefined;
   /** The MAC an address is reserved for, if any. */
   reservedFor(ip: string): string | undefined;
+  /** Every reservation, address → MAC (one lookup for a whole pool scan). */
+  reservations(): Map<string, string>;
 }
 
 export interface KnownHost {
@@ -47,7 +49,7 @@ export interface KnownHost {
 export interface LeaseBook {
   get(ip: string): { ip: string; mac: string; state: string; expiresAt: string } | undefined;
   forMac(mac: string): { ip: string; state: string; expiresAt: string } | undefined;
-  unavailable(): Set<string>;
+  occupancy(): Map<string, { mac: string; state: string }>;
   put(ip: string, mac: string, clientId: string | null, state: 'offered' | 'bound' | 'declined', seconds: number): unknown;
   release(ip: string, mac: string): boolean;
 }
@@ -57,6 +59,17 @@ interface Pool {
   subnet: Subnet;
   start?: number;
   end?: number;
+  /** Where the next scan for a free address begins: just after the last one handed out. */
+  cursor?: number;
+}
+
+function isIpv4(addr: string): boolean {
+  try {
+    ipToInt(addr);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** How long an offered address is held for the client's REQUEST, and a declined one kept out of use. */
@@ -80,6 +93,10 @@ export class FullDhcp {
   ) {
     this.pools = subnets.map((cfg) => {
       const subnet = parseCidr(cfg.network);
+      // Checked here, not when the first reply is built: a typo would otherwise fail every request.
+      for (const [field, addr] of [['router', cfg.router], ...cfg.dnsServers.map((d) => ['dnsServers', d])] as const) {
+        if (addr !== undefined && !isIpv4(addr)) throw new RangeError(`dhcp.subnets: ${field} "${addr}" of ${cfg.network} is not an IPv4 address`);
+      }
       const pool: Pool = { cfg, subnet };
       if (cfg.range) {
         pool.start = ipToInt(cfg.range.start);
@@ -126,7 +143,7 @@ export class FullDhcp {
   }
 
   private discover(req: DhcpPacket, ctx: RequestContext, pool: Pool, mac: string, host: KnownHost | undefined, cid: string | null): DhcpOutcome {
-    const pick = this.pickAddress(pool, mac, host, requestedIp(req));
+    const pick = this.pickAddress(pool, ctx, mac, host, requestedIp(req));
     if ('none' in pick) return { ignore: pick.none, mac, event: { message: 'no offer', reason: pick.none } };
     this.leases.put(pick.ip, mac, cid, 'offered', OFFER_HOLD_SECONDS);
     return this.reply(req, ctx, pool, mac, host, MessageType.OFFER, pick.ip, pick.reason);
@@ -143,7 +160,7 @@ export class FullDhcp {
     }
     if (!wanted) return this.nak(req, ctx, mac, 'request names no address');
     if (!contains(pool.subnet, wanted)) return this.nak(req, ctx, mac, `${wanted} is not on this network (${pool.cfg.network})`);
-    const verdict = this.mayHave(pool, mac, host, wanted);
+    const verdict = this.mayHave(pool, ctx, mac, host, wanted);
     if (verdict !== true) return this.nak(req, ctx, mac, verdict);
     this.leases.put(wanted, mac, cid, 'bound', pool.cfg.leaseSeconds);
     const how = sid ? 'selecting' : req.ciaddr !== '0.0.0.0' ? 'renewing' : 'init-reboot';
@@ -151,33 +168,67 @@ export class FullDhcp {
   }
 
   /** true if `ip` may be bound to this client now, else the reason it may not. */
-  private mayHave(pool: Pool, mac: string, host: KnownHost | undefined, ip: string): true | string {
+  private mayHave(pool: Pool, ctx: RequestContext, mac: string, host: KnownHost | undefined, ip: string): true | string {
     if (host?.ip) return host.ip === ip ? true : `${mac} has the reserved address ${host.ip}`;
     const lease = this.leases.get(ip);
     const live = lease && lease.expiresAt > this.now().toISOString() && lease.state !== 'released';
+    // A declined address is in use by a machine we do not know: nobody may have it, the decliner included.
+    if (live && lease.state === 'declined') return `${ip} was declined (another machine uses it)`;
     if (live && lease.mac !== mac) return `${ip} is leased to ${lease.mac}`;
     if (this.reservedByOther(ip, mac)) return `${ip} is reserved for another host`;
+    const infrastructure = this.infrastructure(pool, ctx, ip);
+    if (infrastructure) return `${ip} is ${infrastructure}`;
     if (live && lease.mac === mac) return true;
     if (!this.inRange(pool, ip)) return `${ip} is outside the dynamic range`;
     return true;
   }
 
-  private pickAddress(pool: Pool, mac: string, host: KnownHost | undefined, requested: string | undefined): { ip: string; reason: string } | { none: string } {
+  private pickAddress(
+    pool: Pool,
+    ctx: RequestContext,
+    mac: string,
+    host: KnownHost | undefined,
+    requested: string | undefined,
+  ): { ip: string; reason: string } | { none: string } {
+    // Leases are looked up in memory one candidate at a time, and the scan resumes where the last one
+    // ended, so a DISCOVER costs the same with 5 or 50,000 leases.
+    const at = this.now().toISOString();
+    const holderOf = (ip: string) => {
+      const l = this.leases.get(ip);
+      return l && l.state !== 'released' && l.expiresAt > at ? l : undefined;
+    };
     if (host?.ip) {
       if (!contains(pool.subnet, host.ip)) return { none: `reserved address ${host.ip} is not on ${pool.cfg.network}` };
+      const holder = holderOf(host.ip);
+      if (holder && holder.mac !== mac) {
+        return { none: `reserved address ${host.ip} is still ${holder.state === 'declined' ? 'declined' : `leased to ${holder.mac}`}` };
+      }
       return { ip: host.ip, reason: `reserved address of ${host.hostname ?? mac}` };
     }
-    const taken = this.leases.unavailable();
+    const reserved = this.hosts.reservations();
     const previous = this.leases.forMac(mac);
-    const free = (ip: string) => this.inRange(pool, ip) && (!taken.has(ip) || this.leases.get(ip)?.mac === mac) && !this.reservedByOther(ip, mac);
+    const free = (ip: string) => {
+      if (!this.inRange(pool, ip) || this.infrastructure(pool, ctx, ip)) return false;
+      const holder = holderOf(ip);
+      // A declined row keeps the decliner's MAC but is nobody's: another machine uses that address.
+      if (holder && (holder.mac !== mac || holder.state === 'declined')) return false;
+      const owner = reserved.get(ip);
+      return owner === undefined || owner === mac;
+    };
     if (previous && free(previous.ip)) return { ip: previous.ip, reason: 'its previous lease' };
     if (requested && free(requested)) return { ip: requested, reason: 'the address it asked for' };
     if (pool.start === undefined || pool.end === undefined) {
       return { none: `${host ? 'registered host without a reserved address' : 'unknown machine'} and no dynamic range on ${pool.cfg.network}` };
     }
-    for (let n = pool.start; n <= pool.end; n++) {
+    const size = pool.end - pool.start + 1;
+    const from = pool.cursor ?? pool.start;
+    for (let i = 0; i < size; i++) {
+      const n = pool.start + ((from - pool.start + i) % size);
       const candidate = intToIp(n);
-      if (free(candidate)) return { ip: candidate, reason: `dynamic range ${pool.cfg.range!.start}-${pool.cfg.range!.end}` };
+      if (free(candidate)) {
+        pool.cursor = n === pool.end ? pool.start : n + 1;
+        return { ip: candidate, reason: `dynamic range ${pool.cfg.range!.start}-${pool.cfg.range!.end}` };
+      }
     }
     return { none: `dynamic range ${pool.cfg.range!.start}-${pool.cfg.range!.end} is full` };
   }
@@ -186,6 +237,15 @@ export class FullDhcp {
     if (pool.start === undefined || pool.end === undefined) return false;
     const n = ipToInt(ip);
     return n >= pool.start && n <= pool.end;
+  }
+
+  /** What an address in a dynamic range is if no client may have it: ours, the router's, the subnet's own. */
+  private infrastructure(pool: Pool, ctx: RequestContext, ip: string): string | undefined {
+    if (ip === ctx.serverIp) return 'our own address';
+    if (ip === pool.cfg.router) return 'the router';
+    if (pool.subnet.prefix < 31 && ipToInt(ip) === pool.subnet.network) return `the network address of ${pool.cfg.network}`;
+    if (pool.subnet.prefix < 31 && ip === broadcastOf(pool.subnet)) return `the broadcast address of ${pool.cfg.network}`;
+    return undefined;
   }
 
   private reservedByOther(ip: string, mac: string): boolean {

@@ -94,12 +94,8 @@ export class DhcpServer {
       this.opts.logger.error({ err, iface: ctx.iface, xid: req.xid }, 'DHCP handler failed');
       return;
     }
-    try {
-      this.opts.onOutcome?.(outcome, req, ctx);
-    } catch (err) {
-      this.opts.logger.error({ err }, 'DHCP outcome hook failed');
-    }
     if ('ignore' in outcome) {
+      this.notify(outcome, req, ctx);
       this.stats.ignored++;
       this.opts.logger.debug({ iface: ctx.iface, mac: outcome.mac, reason: outcome.ignore }, 'DHCP request not answered');
       return;
@@ -121,6 +117,16 @@ export class DhcpServer {
       { iface: ctx.iface, mac: outcome.mac, type: MESSAGE_TYPE_NAMES[messageType(outcome.reply) ?? 0], to },
       'DHCP reply',
     );
+    // After the reply is on its way: bookkeeping never delays an answer.
+    this.notify(outcome, req, ctx);
+  }
+
+  private notify(outcome: DhcpOutcome, req: DhcpPacket, ctx: RequestContext): void {
+    try {
+      this.opts.onOutcome?.(outcome, req, ctx);
+    } catch (err) {
+      this.opts.logger.error({ err }, 'DHCP outcome hook failed');
+    }
   }
 
   /**

@@ -75,12 +75,25 @@ export function createDhcpService(deps: DhcpServiceDeps): DhcpServer | undefined
           return h && { hostname: h.hostname, ip: h.ip, overrides: overridesFor(mac) };
         },
         reservedFor: (ip) => inventory.hosts.reservationOwner(ip),
+        reservations: () => inventory.hosts.reservations(),
       },
       bootFor,
     );
     handle = (req, ctx) => full.handle(req, ctx);
   }
 
+  // Timeline writes are queued and committed together once per turn of the event loop: a burst of
+  // DHCP traffic (a rack powering on) costs one transaction, not one per packet.
+  let queue: (() => void)[] = [];
+  const flush = () => {
+    const batch = queue;
+    queue = [];
+    try {
+      inventory.transaction(() => batch.forEach((write) => write()));
+    } catch (err) {
+      logger.error({ err }, 'could not record DHCP events');
+    }
+  };
   const messages = new Counter({
     name: 'hiveboot_dhcp_messages_total',
     help: 'DHCP messages received, by type and outcome (reply, ignored, malformed)',
@@ -102,13 +115,18 @@ export function createDhcpService(deps: DhcpServiceDeps): DhcpServer | undefined
   });
 
   function record(outcome: DhcpOutcome, req: DhcpPacket, ctx: RequestContext): void {
+    if (queue.length === 0) setImmediate(flush);
+    queue.push(() => recordNow(outcome, req, ctx));
+  }
+
+  function recordNow(outcome: DhcpOutcome, req: DhcpPacket, ctx: RequestContext): void {
     const mac = outcome.mac ?? clientMac(req);
     if (!mac) return;
     const booting = pxeClientKind(req) !== undefined || isIpxe(req);
     const arch = clientArchitectures(req)[0];
     const type = MESSAGE_TYPE_NAMES[messageType(req) ?? 0] ?? 'unknown';
     const sourceIp = ctx.source.address === '0.0.0.0' ? null : ctx.source.address;
-    inventory.transaction(() => {
+    {
       let known = inventory.hosts.find(mac) !== undefined;
       if (!known && booting && config.boot.discovery) {
         const facts = arch !== undefined ? { arch: String(arch) } : {};
@@ -138,6 +156,6 @@ export function createDhcpService(deps: DhcpServiceDeps): DhcpServer | undefined
         message: `${type} (${dhcp.mode}${booting ? `, ${isIpxe(req) ? 'iPXE' : archName(arch ?? 0)}` : ''}): ${event.message}`,
         reason: event.reason,
       });
-    });
+    }
   }
 }

@@ -49,3 +49,17 @@ export function migrate(db: Db, migrations: Migration[]): void {
     }).immediate();
   }
 }
+
+const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/**
+ * A prepared statement, compiled once per database and reused: preparing is the most expensive part
+ * of a small query, and the stores run the same few queries on every boot request.
+ */
+export function statement(db: Db, sql: string): Database.Statement {
+  let cache = statements.get(db);
+  if (!cache) statements.set(db, (cache = new Map()));
+  let stmt = cache.get(sql);
+  if (!stmt) cache.set(sql, (stmt = db.prepare(sql)));
+  return stmt;
+}

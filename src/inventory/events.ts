@@ -1,5 +1,5 @@
 import type { EventView } from '../model/schemas.js';
-import type { Db } from './database.js';
+import { statement, type Db } from './database.js';
 
 export interface NewEvent {
   mac: string;
@@ -69,14 +69,14 @@ export class EventLog {
         ? this.db
             .prepare('SELECT * FROM events WHERE stage = ? AND id < ? ORDER BY id DESC LIMIT ?')
             .all(opts.stage, opts.before ?? Number.MAX_SAFE_INTEGER, limit + 1)
-        : this.db.prepare('SELECT * FROM events WHERE id < ? ORDER BY id DESC LIMIT ?').all(opts.before ?? Number.MAX_SAFE_INTEGER, limit + 1)
+        : statement(this.db, 'SELECT * FROM events WHERE id < ? ORDER BY id DESC LIMIT ?').all(opts.before ?? Number.MAX_SAFE_INTEGER, limit + 1)
     ) as EventRow[];
     return page(rows, limit);
   }
 
   /** Deletes events older than the cutoff; returns how many. */
   pruneOlderThan(cutoff: Date): number {
-    return this.db.prepare('DELETE FROM events WHERE at < ?').run(cutoff.toISOString()).changes;
+    return statement(this.db, 'DELETE FROM events WHERE at < ?').run(cutoff.toISOString()).changes;
   }
 }
 

@@ -13,7 +13,7 @@ import {
   validateName,
 } from '../model/identifiers.js';
 import type { DiskInput, Facts, HostCreate, HostState, HostUpdate, HostView } from '../model/schemas.js';
-import type { Db } from './database.js';
+import { statement, type Db } from './database.js';
 import type { EventLog } from './events.js';
 import { missingForBoot, nextState } from './host-state.js';
 import { parseJsonMap, translateConstraint } from './sqlite-errors.js';
@@ -83,23 +83,29 @@ export class HostStore {
       args.push(filter.profile);
     }
     const sql = `${SELECT}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY h.hostname IS NULL, h.hostname, h.mac`;
-    return (this.db.prepare(sql).all(...args) as HostRow[]).map(toHost);
+    return (statement(this.db, sql).all(...args) as HostRow[]).map(toHost);
   }
 
   find(mac: string): Host | undefined {
-    const row = this.db.prepare(`${SELECT} WHERE h.mac = ?`).get(mac) as HostRow | undefined;
+    const row = statement(this.db, `${SELECT} WHERE h.mac = ?`).get(mac) as HostRow | undefined;
     return row && toHost(row);
   }
 
   /** The host last seen at this address (from DHCP or its boot requests), if any. */
   findByLastIp(ip: string): Host | undefined {
-    const row = this.db.prepare(`${SELECT} WHERE h.last_ip = ? ORDER BY h.last_seen_at DESC LIMIT 1`).get(ip) as HostRow | undefined;
+    const row = statement(this.db, `${SELECT} WHERE h.last_ip = ? ORDER BY h.last_seen_at DESC LIMIT 1`).get(ip) as HostRow | undefined;
     return row && toHost(row);
+  }
+
+  /** All address reservations, address → MAC. */
+  reservations(): Map<string, string> {
+    const rows = statement(this.db, 'SELECT ip, mac FROM hosts WHERE ip IS NOT NULL').all() as { ip: string; mac: string }[];
+    return new Map(rows.map((r) => [r.ip, r.mac]));
   }
 
   /** The MAC whose reserved address this is, if any (full-DHCP mode). */
   reservationOwner(ip: string): string | undefined {
-    return (this.db.prepare('SELECT mac FROM hosts WHERE ip = ?').get(ip) as { mac: string } | undefined)?.mac;
+    return (statement(this.db, 'SELECT mac FROM hosts WHERE ip = ?').get(ip) as { mac: string } | undefined)?.mac;
   }
 
   get(macInput: string): Host {
@@ -111,7 +117,7 @@ export class HostStore {
 
   countByState(): Record<HostState, number> {
     const out: Record<HostState, number> = { discovered: 0, pending: 0, ready: 0, disabled: 0 };
-    for (const r of this.db.prepare('SELECT state, count(*) AS n FROM hosts GROUP BY state').all() as { state: HostState; n: number }[]) {
+    for (const r of statement(this.db, 'SELECT state, count(*) AS n FROM hosts GROUP BY state').all() as { state: HostState; n: number }[]) {
       out[r.state] = r.n;
     }
     return out;
@@ -195,7 +201,7 @@ export class HostStore {
           at,
           current.id,
         );
-      if (disk === null) this.db.prepare('DELETE FROM disks WHERE host_id = ?').run(current.id);
+      if (disk === null) statement(this.db, 'DELETE FROM disks WHERE host_id = ?').run(current.id);
       else if (disk) this.writeDisk(current.id, disk, 'manual', at);
       const changed = Object.keys(patch).filter((k) => (patch as Record<string, unknown>)[k] !== undefined);
       this.events.record({
@@ -225,7 +231,7 @@ export class HostStore {
       const hostname = wantedHostname ?? current.hostname ?? this.generateHostname(mac);
       const profile = wantedProfile ?? current.profile ?? opts.defaultProfile;
       this.checkHostnameFree(hostname, mac);
-      if (!this.db.prepare('SELECT 1 FROM profiles WHERE name = ?').get(profile)) {
+      if (!statement(this.db, 'SELECT 1 FROM profiles WHERE name = ?').get(profile)) {
         throw new ValidationError(
           `profile: "${profile}" does not exist${wantedProfile ? '' : ' (it is the default profile: create it or pass --profile)'}`,
           'profile',
@@ -308,7 +314,7 @@ export class HostStore {
           .run(JSON.stringify({ ...h.facts, ...cleanFactsMap(facts) }), ip, at, h.id);
       }).immediate();
     } else {
-      this.db.prepare('UPDATE hosts SET last_ip = coalesce(?, last_ip), last_seen_at = ? WHERE mac = ?').run(ip, at, mac);
+      statement(this.db, 'UPDATE hosts SET last_ip = coalesce(?, last_ip), last_seen_at = ? WHERE mac = ?').run(ip, at, mac);
     }
   }
 
@@ -316,7 +322,7 @@ export class HostStore {
     const mac = normalizeMac(macInput);
     this.db.transaction(() => {
       const h = this.get(mac);
-      this.db.prepare('DELETE FROM hosts WHERE id = ?').run(h.id);
+      statement(this.db, 'DELETE FROM hosts WHERE id = ?').run(h.id);
       this.events.record({ mac, stage: actor.stage, sourceIp: actor.sourceIp, message: `removed${h.hostname ? ` (${h.hostname})` : ''}` });
     }).immediate();
   }
@@ -335,18 +341,18 @@ export class HostStore {
 
   private checkHostnameFree(hostname: string | null, mac: string): void {
     if (!hostname) return;
-    const other = this.db.prepare('SELECT mac FROM hosts WHERE hostname = ? AND mac != ?').get(hostname, mac) as { mac: string } | undefined;
+    const other = statement(this.db, 'SELECT mac FROM hosts WHERE hostname = ? AND mac != ?').get(hostname, mac) as { mac: string } | undefined;
     if (other) throw new ConflictError(`hostname: "${hostname}" is already used by ${other.mac}`, 'hostname');
   }
 
   private checkIpFree(ip: string | null, mac: string): void {
     if (!ip) return;
-    const other = this.db.prepare('SELECT mac FROM hosts WHERE ip = ? AND mac != ?').get(ip, mac) as { mac: string } | undefined;
+    const other = statement(this.db, 'SELECT mac FROM hosts WHERE ip = ? AND mac != ?').get(ip, mac) as { mac: string } | undefined;
     if (other) throw new ConflictError(`ip: ${ip} is already reserved for ${other.mac}`, 'ip');
   }
 
   private checkProfile(profile: string | null): void {
-    if (profile && !this.db.prepare('SELECT 1 FROM profiles WHERE name = ?').get(profile)) {
+    if (profile && !statement(this.db, 'SELECT 1 FROM profiles WHERE name = ?').get(profile)) {
       throw new ValidationError(`profile: "${profile}" does not exist (create it with "hiveboot profile add")`, 'profile');
     }
   }
@@ -354,7 +360,7 @@ export class HostStore {
   private generateHostname(mac: string): string {
     const hex = mac.replace(/:/g, '');
     for (const candidate of [`node-${hex.slice(6)}`, `node-${hex}`]) {
-      if (!this.db.prepare('SELECT 1 FROM hosts WHERE hostname = ? AND mac != ?').get(candidate, mac)) return candidate;
+      if (!statement(this.db, 'SELECT 1 FROM hosts WHERE hostname = ? AND mac != ?').get(candidate, mac)) return candidate;
     }
     throw new ConflictError(`hostname: cannot make a free host name for ${mac}; pass one`, 'hostname');
   }

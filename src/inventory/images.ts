@@ -1,7 +1,7 @@
 import { ConflictError, NotFoundError } from '../model/errors.js';
 import { validateName } from '../model/identifiers.js';
 import type { ImageCreate, ImageView } from '../model/schemas.js';
-import type { Db } from './database.js';
+import { statement, type Db } from './database.js';
 import { translateConstraint } from './sqlite-errors.js';
 
 interface ImageRow {
@@ -23,11 +23,11 @@ export class ImageStore {
   ) {}
 
   list(): ImageView[] {
-    return (this.db.prepare('SELECT * FROM images ORDER BY name').all() as ImageRow[]).map(toView);
+    return (statement(this.db, 'SELECT * FROM images ORDER BY name').all() as ImageRow[]).map(toView);
   }
 
   find(name: string): ImageView | undefined {
-    const row = this.db.prepare('SELECT * FROM images WHERE name = ?').get(name) as ImageRow | undefined;
+    const row = statement(this.db, 'SELECT * FROM images WHERE name = ?').get(name) as ImageRow | undefined;
     return row && toView(row);
   }
 
@@ -59,11 +59,11 @@ export class ImageStore {
   remove(name: string): void {
     this.db.transaction(() => {
       this.get(name);
-      const users = this.db.prepare('SELECT name FROM profiles WHERE image = ? ORDER BY name').all(name) as { name: string }[];
+      const users = statement(this.db, 'SELECT name FROM profiles WHERE image = ? ORDER BY name').all(name) as { name: string }[];
       if (users.length > 0) {
         throw new ConflictError(`image "${name}" is used by profile(s) ${users.map((u) => u.name).join(', ')}`, 'name');
       }
-      this.db.prepare('DELETE FROM images WHERE name = ?').run(name);
+      statement(this.db, 'DELETE FROM images WHERE name = ?').run(name);
     }).immediate();
   }
 }

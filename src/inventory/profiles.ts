@@ -2,7 +2,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../model/errors.j
 import { validateBootFile, validateLabels, validateName } from '../model/identifiers.js';
 import { assertIpxeArgs, assertIpxeValue, normalizeEfiPath } from '../model/ipxe-text.js';
 import type { ProfileCreate, ProfileUpdate, ProfileView } from '../model/schemas.js';
-import type { Db } from './database.js';
+import { statement, type Db } from './database.js';
 import { parseJsonMap, translateConstraint } from './sqlite-errors.js';
 
 interface ProfileRow {
@@ -27,11 +27,11 @@ export class ProfileStore {
   ) {}
 
   list(): ProfileView[] {
-    return (this.db.prepare('SELECT * FROM profiles ORDER BY name').all() as ProfileRow[]).map(toView);
+    return (statement(this.db, 'SELECT * FROM profiles ORDER BY name').all() as ProfileRow[]).map(toView);
   }
 
   find(name: string): ProfileView | undefined {
-    const row = this.db.prepare('SELECT * FROM profiles WHERE name = ?').get(name) as ProfileRow | undefined;
+    const row = statement(this.db, 'SELECT * FROM profiles WHERE name = ?').get(name) as ProfileRow | undefined;
     return row && toView(row);
   }
 
@@ -103,14 +103,14 @@ export class ProfileStore {
   remove(name: string): void {
     this.db.transaction(() => {
       this.get(name);
-      const n = (this.db.prepare('SELECT count(*) AS n FROM hosts WHERE profile = ?').get(name) as { n: number }).n;
+      const n = (statement(this.db, 'SELECT count(*) AS n FROM hosts WHERE profile = ?').get(name) as { n: number }).n;
       if (n > 0) throw new ConflictError(`profile "${name}" is used by ${n} host(s)`, 'name');
-      this.db.prepare('DELETE FROM profiles WHERE name = ?').run(name);
+      statement(this.db, 'DELETE FROM profiles WHERE name = ?').run(name);
     }).immediate();
   }
 
   private checkImage(image: string | null | undefined): void {
-    if (image && !this.db.prepare('SELECT 1 FROM images WHERE name = ?').get(image)) {
+    if (image && !statement(this.db, 'SELECT 1 FROM images WHERE name = ?').get(image)) {
       throw new ValidationError(`image: "${image}" does not exist (register it with "hiveboot image add")`, 'image');
     }
   }

@@ -1,0 +1,27 @@
+// npm run bench -- [dhcp] [tftp] ...: hiveboot side by side with the peer a user would otherwise run,
+// in the same run on the same machine, reported as ratios. Needs root (network namespaces).
+import { benchDhcp } from './dhcp.js';
+
+const wanted = new Set(process.argv.slice(2).filter((a) => !a.startsWith('-')));
+const all = wanted.size === 0;
+const fmt = (n: number | null) => (n === null ? '-' : n.toFixed(2));
+
+if (process.getuid?.() !== 0) {
+  console.error('bench: needs root (it builds network namespaces)');
+  process.exit(1);
+}
+
+if (all || wanted.has('dhcp')) {
+  const clients = Number(process.env.BENCH_DHCP_CLIENTS ?? 500);
+  const concurrency = Number(process.env.BENCH_DHCP_CONCURRENCY ?? 10);
+  console.log(`\nDHCP: ${clients} simulated BIOS PXE clients, ${concurrency} at a time, DISCOVER → OFFER latency (ms)`);
+  const rows = await benchDhcp({ clients, concurrency });
+  console.log(['server'.padEnd(20), 'offers', 'timeouts', 'p50'.padStart(8), 'p99'.padStart(8), 'wall'.padStart(9)].join('  '));
+  for (const r of rows) {
+    console.log([r.server.padEnd(20), String(r.offers).padStart(6), String(r.timeouts).padStart(8), fmt(r.p50).padStart(8), fmt(r.p99).padStart(8), `${(r.wallMs / 1000).toFixed(2)}s`.padStart(9)].join('  '));
+  }
+  const [hb, peer] = rows;
+  if (hb?.p50 && peer?.p50 && hb.p99 && peer.p99) {
+    console.log(`ratio dnsmasq/hiveboot: p50 ${(peer.p50 / hb.p50).toFixed(2)}x, p99 ${(peer.p99 / hb.p99).toFixed(2)}x (> 1: hiveboot is faster)`);
+  }
+}
