@@ -2,7 +2,7 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import type { Inventory } from '../inventory/index.js';
+import type { Host, Inventory } from '../inventory/index.js';
 import { archName, DEFAULT_BOOT_FILES } from './arch.js';
 import type { BootChoiceConfig, BootFileOverrides } from './boot-choice.js';
 import { FullDhcp, type KnownHost } from './full.js';
@@ -54,12 +54,12 @@ export function createDhcpService(deps: DhcpServiceDeps): DhcpServer | undefined
     const base = (config.http.publicUrl ?? `http://${ctx.serverIp}:${deps.httpPort}`).replace(/\/+$/, '');
     return { table, bootstrapUrl: `${base}/boot.ipxe`, httpBase: base };
   };
-  const overridesFor = (mac: string): BootFileOverrides => {
-    const host = inventory.hosts.find(mac);
+  const overridesOf = (host: Host | undefined): BootFileOverrides => {
     if (!host) return {};
     const profile = host.profile ? inventory.profiles.find(host.profile) : undefined;
     return { host: host.bootFile, profile: profile?.bootFile };
   };
+  const overridesFor = (mac: string): BootFileOverrides => overridesOf(inventory.hosts.find(mac));
 
   let handle: (req: DhcpPacket, ctx: RequestContext) => DhcpOutcome;
   if (dhcp.mode === 'proxy') {
@@ -72,7 +72,7 @@ export function createDhcpService(deps: DhcpServiceDeps): DhcpServer | undefined
       {
         byMac: (mac): KnownHost | undefined => {
           const h = inventory.hosts.find(mac);
-          return h && { hostname: h.hostname, ip: h.ip, overrides: overridesFor(mac) };
+          return h && { hostname: h.hostname, ip: h.ip, overrides: overridesOf(h) };
         },
         reservedFor: (ip) => inventory.hosts.reservationOwner(ip),
         reservations: () => inventory.hosts.reservations(),
