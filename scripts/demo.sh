@@ -19,6 +19,9 @@ stateDir: $DIR/state
 http:
   listen: 127.0.0.1
   port: $PORT
+tftp:
+  listen: 127.0.0.1
+  port: $((PORT + 1))
 YAML
 
 node bin/hiveboot.js serve --config "$DIR/hiveboot.yaml" >"$DIR/hiveboot.log" 2>&1 &

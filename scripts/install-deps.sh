@@ -34,6 +34,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The iPXE builds TFTP serves (from Debian's ipxe package) into netboot/.
+bash scripts/netboot.sh
+
 # npm ci when node_modules is missing or older than the lock file; "prepare" builds dist/.
 stamp=node_modules/.package-lock.json
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ ! -d node_modules/better-sqlite3/build ]; then

@@ -8,6 +8,9 @@ import type { Config } from './config/schema.js';
 import { createDhcpService } from './dhcp/service.js';
 import type { DhcpServer } from './dhcp/server.js';
 import { buildApp, type App } from './http/app.js';
+import type { TftpServer } from './tftp/server.js';
+import { FileStore } from './tftp/files.js';
+import { createTftpService, netbootRoot } from './tftp/service.js';
 import { Inventory } from './inventory/index.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -20,6 +23,7 @@ export interface Daemon {
   url: string;
   apiTokenFile?: string;
   dhcp?: DhcpServer;
+  tftp?: TftpServer;
   reload(): void;
   stop(): Promise<void>;
 }
@@ -65,6 +69,7 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
       bodyLimitBytes: config.http.bodyLimitBytes,
       hasTemplate: (name) => templates.has(name),
       version: VERSION,
+      netboot: new FileStore({ root: netbootRoot(config) }),
     });
 
     const prune = () => {
@@ -81,16 +86,23 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
     const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
     const host = config.http.listen.includes(':') ? `[${config.http.listen}]` : config.http.listen;
     const url = `http://${host}:${port}`;
-    // DHCP starts after HTTP: the first thing it hands out is the URL of /boot.ipxe.
+    // TFTP and DHCP start after HTTP: what they hand out points at it.
     let dhcp: DhcpServer | undefined;
+    let tftp: TftpServer | undefined;
     try {
+      tftp = createTftpService({ config, inventory, logger: log, registry: metrics.registry });
+      await tftp?.start();
       dhcp = createDhcpService({ config, inventory, logger: log, registry: metrics.registry, httpPort: port });
       await dhcp?.start();
     } catch (err) {
+      await tftp?.stop();
       await app.close();
       throw err;
     }
-    log.info({ url, version: VERSION, templates: templates.names(), dhcp: dhcp ? config.dhcp.mode : 'off' }, 'hiveboot is up');
+    log.info(
+      { url, version: VERSION, templates: templates.names(), dhcp: dhcp ? config.dhcp.mode : 'off', tftp: tftp ? `${config.tftp.listen}:${tftp.port}` : 'off' },
+      'hiveboot is up',
+    );
 
     let stopping: Promise<void> | undefined;
     return {
@@ -99,6 +111,7 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
       url,
       apiTokenFile: token.file,
       dhcp,
+      tftp,
       reload() {
         // Templates are swapped only when the new set loads completely: a typo never takes boots down.
         try {
@@ -112,6 +125,7 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
         stopping ??= (async () => {
           clearInterval(pruneTimer);
           await dhcp?.stop();
+          await tftp?.stop();
           // close() stops accepting, waits for in-flight requests, then the database is closed last.
           await app.close();
           inventory.close();

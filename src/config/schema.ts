@@ -103,6 +103,19 @@ export const DhcpConfig = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+export const TftpConfig = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true }),
+    listen: Type.String({ default: '0.0.0.0', description: 'address to serve TFTP on; on a multi-homed gateway, the boot network address' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 69, description: '0 picks a free port (tests)' }),
+    root: Type.Optional(Type.String({ description: 'directory served read-only; default: the netboot/ shipped with hiveboot' })),
+    maxTransfers: Type.Integer({ minimum: 1, maximum: 10_000, default: 64 }),
+    timeoutMs: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000, description: 'first retransmission timeout, doubled on each retry' }),
+    retries: Type.Integer({ minimum: 1, maximum: 20, default: 5 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const LogConfig = Type.Object({ level: LogLevel }, { additionalProperties: false, default: {} });
 
 export const Config = Type.Object(
@@ -113,6 +126,7 @@ export const Config = Type.Object(
     boot: BootConfig,
     inventory: InventoryConfig,
     dhcp: DhcpConfig,
+    tftp: TftpConfig,
     log: LogConfig,
   },
   { additionalProperties: false, default: {} },

@@ -6,9 +6,11 @@ import type { Logger } from 'pino';
 import type { BootService } from '../boot/service.js';
 import type { Inventory } from '../inventory/index.js';
 import type { Metrics } from '../metrics.js';
+import type { FileStore } from '../tftp/files.js';
 import { errorHandler, errorBody } from './errors.js';
 import { bootRoutes } from './routes/boot.js';
 import { healthRoutes } from './routes/health.js';
+import { netbootRoutes } from './routes/netboot.js';
 import { apiRoutes } from './routes/v1/index.js';
 
 export interface AppDeps {
@@ -23,6 +25,8 @@ export interface AppDeps {
   bodyLimitBytes?: number;
   hasTemplate: (name: string) => boolean;
   version: string;
+  /** The TFTP root, also served at /netboot/ for HTTP boot. */
+  netboot?: FileStore;
 }
 
 export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;
@@ -90,6 +94,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   await app.register(healthRoutes, deps);
   await app.register(bootRoutes, deps);
+  await app.register(netbootRoutes, deps);
   await app.register(apiRoutes, { ...deps, prefix: '/v1' });
   return app as unknown as App;
 }

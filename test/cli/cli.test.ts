@@ -169,7 +169,7 @@ describe('hiveboot against a running daemon', () => {
     const started = await serveOnFreePort((port) => {
       writeFileSync(
         config,
-        [`stateDir: ${stateDir}`, 'http:', '  listen: 127.0.0.1', `  port: ${port}`, 'boot:', '  defaultProfile: debian-k3s', 'log:', '  level: debug', ''].join('\n'),
+        [`stateDir: ${stateDir}`, 'http:', '  listen: 127.0.0.1', `  port: ${port}`, 'tftp:', '  listen: 127.0.0.1', '  port: 0', 'boot:', '  defaultProfile: debian-k3s', 'log:', '  level: debug', ''].join('\n'),
       );
       return serve(cfg());
     });
@@ -419,6 +419,8 @@ describe('hiveboot serve configuration', () => {
         HIVEBOOT_STATE_DIR: stateDir,
         HIVEBOOT_HTTP_LISTEN: '127.0.0.1',
         HIVEBOOT_HTTP_PORT: String(p),
+        HIVEBOOT_TFTP_LISTEN: '127.0.0.1',
+        HIVEBOOT_TFTP_PORT: '0',
       }),
     );
     try {

@@ -34,6 +34,9 @@ const DEFAULTS = {
     initiatorIqnPrefix: 'iqn.2026-01.io.hiveboot',
   },
   inventory: { eventRetentionDays: 90 },
+  // DHCP is not served until interfaces are named: a fresh install never answers on a real network.
+  dhcp: { mode: 'proxy', interfaces: [], bootFiles: {}, subnets: [], ports: { server: 67, pxe: 4011, client: 68 } },
+  tftp: { enabled: true, listen: '0.0.0.0', port: 69, maxTransfers: 64, timeoutMs: 1000, retries: 5 },
   log: { level: 'info' },
 };
 
