@@ -1,8 +1,9 @@
-import { networkInterfaces } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Host, Inventory } from '../inventory/index.js';
+import { intToIp } from './addresses.js';
 import { archName, DEFAULT_BOOT_FILES } from './arch.js';
 import type { BootChoiceConfig, BootFileOverrides } from './boot-choice.js';
 import { FullDhcp, type KnownHost } from './full.js';
@@ -14,16 +15,31 @@ import type { DhcpOutcome, RequestContext } from './types.js';
 
 export class DhcpConfigError extends Error {}
 
-/** The IPv4 address and netmask of each configured interface, or a clear error naming the field. */
-export function resolveInterfaces(names: string[], lookup = networkInterfaces): DhcpInterface[] {
-  const all = lookup();
+/**
+ * The IPv4 address and netmask of each configured interface, or a clear error naming the field.
+ * Read with iproute2 rather than os.networkInterfaces(), which leaves out interfaces without carrier
+ * — and a boot network's bridge often has none until the first machine is plugged in.
+ */
+export function resolveInterfaces(names: string[], lookup: (name: string) => { local: string; prefixlen: number }[] | undefined = ipv4Addresses): DhcpInterface[] {
   return names.map((name) => {
-    const addrs = all[name];
-    if (!addrs) throw new DhcpConfigError(`dhcp.interfaces: no interface named "${name}" (have: ${Object.keys(all).join(', ')})`);
-    const v4 = addrs.find((a) => a.family === 'IPv4');
+    const addrs = lookup(name);
+    if (!addrs) throw new DhcpConfigError(`dhcp.interfaces: no interface named "${name}"`);
+    const v4 = addrs[0];
     if (!v4) throw new DhcpConfigError(`dhcp.interfaces: ${name} has no IPv4 address`);
-    return { name, address: v4.address, netmask: v4.netmask };
+    return { name, address: v4.local, netmask: intToIp(v4.prefixlen === 0 ? 0 : (0xffffffff << (32 - v4.prefixlen)) >>> 0) };
   });
+}
+
+function ipv4Addresses(name: string): { local: string; prefixlen: number }[] | undefined {
+  let out: string;
+  try {
+    out = execFileSync('ip', ['-j', '-4', 'addr', 'show', 'dev', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch {
+    return undefined;
+  }
+  const links = JSON.parse(out || '[]') as { addr_info?: { family: string; local: string; prefixlen: number }[] }[];
+  if (links.length === 0) return undefined;
+  return (links[0]!.addr_info ?? []).filter((a) => a.family === 'inet');
 }
 
 export interface DhcpServiceDeps {
