@@ -15,6 +15,8 @@ import { startGuest } from '../support/qemu.js';
  */
 const SERVE = join(import.meta.dirname, '../support/serve.ts');
 const GUEST_MAC = '52:54:00:79:00:01';
+const UEFI_MAC = '52:54:00:79:00:07';
+const NETBOOT = join(import.meta.dirname, '../../netboot');
 
 describe.skipIf(!NetLab.available())('proxyDHCP beside a router, real iPXE firmware (QEMU)', () => {
   const lab = new NetLab();
@@ -38,6 +40,9 @@ describe.skipIf(!NetLab.available())('proxyDHCP beside a router, real iPXE firmw
     lab.ip(srv, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap');
     lab.ip(srv, 'link', 'set', 'tap0', 'master', 'br0');
     lab.ip(srv, 'link', 'set', 'tap0', 'up');
+    lab.ip(srv, 'tuntap', 'add', 'dev', 'tap1', 'mode', 'tap');
+    lab.ip(srv, 'link', 'set', 'tap1', 'master', 'br0');
+    lab.ip(srv, 'link', 'set', 'tap1', 'up');
 
     // The router: addresses only, no PXE options. It also sends IPv6 router advertisements, without
     // which iPXE spends 13 s waiting for one before it even starts DHCP.
@@ -59,6 +64,7 @@ http: { listen: 0.0.0.0, port: 18481 }
 log: { level: debug }
 boot: { retrySeconds: 2 }
 dhcp: { mode: proxy, interfaces: [br0] }
+tftp: { root: ${NETBOOT} }
 `,
     );
     daemon = lab.spawn(srv, process.execPath, ['--import', 'tsx', SERVE, config]);
@@ -69,6 +75,16 @@ dhcp: { mode: proxy, interfaces: [br0] }
     await lab.destroy();
     rmSync(dir, { recursive: true, force: true });
   });
+
+  const waitFor = async (mac: string, done: (e: { stage: string; message: string }[]) => boolean, ms: number) => {
+    const deadline = Date.now() + ms;
+    let ev = events(mac);
+    while (Date.now() < deadline && !done(ev)) {
+      await new Promise((r) => setTimeout(r, 500));
+      ev = events(mac);
+    }
+    return ev;
+  };
 
   const events = (mac: string) => {
     const db = new Database(dbPath, { readonly: true, fileMustExist: true });
@@ -103,4 +119,16 @@ dhcp: { mode: proxy, interfaces: [br0] }
     expect(bootstrap!.sourceIp).toMatch(/^10\.79\.0\.(1[5-9]\d)$/);
     expect(text).toMatch(/script: script: (wait|discover)/);
   }, 120_000);
+
+  it('a UEFI guest (OVMF, EDK2 PXE without the NIC ROM) gets snponly.efi by proxyDHCP + TFTP from hiveboot, and its iPXE fetches /boot.ipxe', async () => {
+    startGuest(lab, { ns: srv, tap: 'tap1', mac: UEFI_MAC, firmware: 'uefi', noNicRom: true, workDir: dir, memoryMiB: 512 });
+    const ev = await waitFor(UEFI_MAC, (e) => e.some((x) => x.message === 'script: bootstrap /boot.ipxe'), 150_000);
+    const text = ev.map((e) => `${e.stage}: ${e.message} — ${e.reason}`).join('\n');
+    // EDK2's DISCOVER (arch 7) gets a proxy offer naming snponly.efi, never an address.
+    expect(text).toMatch(/dhcp: discover \(proxy, x64 UEFI\): proxy offer on br0: snponly\.efi/);
+    expect(text).toMatch(/tftp: sent snponly\.efi \(\d+ KiB/);
+    // The iPXE inside snponly.efi is told the bootstrap URL (loop-break) and fetches it.
+    expect(text).toMatch(/dhcp: discover \(proxy, iPXE\): proxy offer on br0: http:\/\/10\.79\.0\.1:18481\/boot\.ipxe/);
+    expect(text).toContain('script: script: bootstrap /boot.ipxe');
+  }, 180_000);
 });
