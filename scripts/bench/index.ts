@@ -1,6 +1,7 @@
 // npm run bench -- [dhcp] [tftp] ...: hiveboot side by side with the peer a user would otherwise run,
 // in the same run on the same machine, reported as ratios. Needs root (network namespaces).
 import { benchDhcp } from './dhcp.js';
+import { benchTftp } from './tftp.js';
 
 const wanted = new Set(process.argv.slice(2).filter((a) => !a.startsWith('-')));
 const all = wanted.size === 0;
@@ -23,5 +24,22 @@ if (all || wanted.has('dhcp')) {
   const [hb, peer] = rows;
   if (hb?.p50 && peer?.p50 && hb.p99 && peer.p99) {
     console.log(`ratio dnsmasq/hiveboot: p50 ${(peer.p50 / hb.p50).toFixed(2)}x, p99 ${(peer.p99 / hb.p99).toFixed(2)}x (> 1: hiveboot is faster)`);
+  }
+}
+
+if (all || wanted.has('tftp')) {
+  const downloads = Number(process.env.BENCH_TFTP_DOWNLOADS ?? 50);
+  const rounds = Number(process.env.BENCH_TFTP_ROUNDS ?? 3);
+  console.log(`\nTFTP: ${downloads} concurrent 1 MiB downloads with curl (blksize 1468), wall time (ms), ${rounds} rounds`);
+  const rows = await benchTftp({ downloads, rounds });
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  console.log(['server'.padEnd(12), 'median'.padStart(8), 'rounds'.padStart(20), 'content'].join('  '));
+  for (const r of rows) {
+    if (r.error) console.log(`${r.server.padEnd(12)}  not measured: ${r.error}`);
+    else console.log([r.server.padEnd(12), String(median(r.wallMs)).padStart(8), r.wallMs.join(' ').padStart(20), r.ok ? 'sha256 ok' : 'MISMATCH'].join('  '));
+  }
+  const hb = rows.find((r) => r.server === 'hiveboot');
+  for (const peer of rows.filter((r) => r !== hb && !r.error)) {
+    if (hb) console.log(`ratio ${peer.server}/hiveboot: ${(median(peer.wallMs) / median(hb.wallMs)).toFixed(2)}x (> 1: hiveboot is faster)`);
   }
 }
