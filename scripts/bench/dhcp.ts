@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetLab, waitForOutput } from '../../test/support/netns.js';
@@ -37,13 +37,13 @@ export async function benchDhcp(opts: { clients: number; concurrency: number }):
     };
 
     // hiveboot, full mode, discovery on (every PXE client becomes a discovered host, as in production).
-    const config = join(dir, 'hiveboot.yaml');
-    writeFileSync(
-      config,
-      `stateDir: ${join(dir, 'state')}
-http: { listen: 127.0.0.1, port: 18490 }
+    const { process: hb } = await lab.hiveboot(
+      srv,
+      dir,
+      `http: { listen: 127.0.0.1, port: 18490 }
 log: { level: info }
 boot: { maxDiscovered: 100000 }
+tftp: { enabled: false }
 dhcp:
   mode: full
   interfaces: [boot0]
@@ -53,9 +53,8 @@ dhcp:
       router: 10.80.0.1
       leaseSeconds: 3600
 `,
+      { ...process.env, HIVEBOOT_NODE_ARGS: process.env.BENCH_PROFILE ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : '' },
     );
-    const hb = lab.spawn(srv, process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_PROFILE] : []), '--import', 'tsx', join(ROOT, 'test/support/serve.ts'), config]);
-    await waitForOutput(hb, (t) => t.includes('hiveboot is up'), 30_000);
     await runClients('hiveboot');
     hb.kill('SIGTERM');
     await new Promise((r) => hb.once('close', r));

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetLab, waitForOutput } from '../../test/support/netns.js';
@@ -21,6 +21,7 @@ const ROOT = join(import.meta.dirname, '../..');
 
 export async function benchTftp(opts: { downloads: number; rounds: number }): Promise<TftpResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'hb-bench-tftp-'));
+  mkdirSync(`${dir}-state`);
   const data = randomBytes(1024 * 1024);
   writeFileSync(join(dir, 'file.bin'), data);
   const want = createHash('sha256').update(data).digest('hex');
@@ -30,10 +31,8 @@ export async function benchTftp(opts: { downloads: number; rounds: number }): Pr
       {
         name: 'hiveboot',
         start: async (lab, ns) => {
-          const config = join(dir, 'hiveboot.yaml');
-          writeFileSync(config, `stateDir: ${join(dir, 'state')}\nhttp: { listen: 127.0.0.1, port: 18491 }\nlog: { level: info }\ntftp: { listen: 127.0.0.1, port: 69, root: ${dir} }\n`);
-          const p = lab.spawn(ns, process.execPath, ['--import', 'tsx', join(ROOT, 'test/support/serve.ts'), config]);
-          await waitForOutput(p, (t) => t.includes('hiveboot is up'), 30_000);
+          // Its state goes beside the served file's folder, not into it.
+          await lab.hiveboot(ns, `${dir}-state`, `http: { listen: 127.0.0.1, port: 18491 }\nlog: { level: info }\ntftp: { listen: 127.0.0.1, port: 69, root: ${dir} }\n`);
         },
       },
       {
@@ -89,5 +88,6 @@ export async function benchTftp(opts: { downloads: number; rounds: number }): Pr
     return results;
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    rmSync(`${dir}-state`, { recursive: true, force: true });
   }
 }

@@ -5,14 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../src/inventory/index.js';
-import { NetLab, waitForOutput } from '../support/netns.js';
+import { NetLab } from '../support/netns.js';
+import { timeline } from '../support/timeline.js';
 
 /**
  * Full-DHCP mode against busybox udhcpc, in network namespaces this test makes: the daemon in one,
  * a client in another, joined by a veth pair. udhcpc's script really configures the address it is
  * given, so renewals travel by unicast as they would on a real network.
  */
-const SERVE = join(import.meta.dirname, '../support/serve.ts');
 const RESERVED_MAC = '52:54:00:42:00:01';
 const UNKNOWN_MAC = '52:54:00:42:00:99';
 
@@ -24,7 +24,7 @@ describe.skipIf(!NetLab.available())('full DHCP with busybox udhcpc (network nam
   let cliB: string;
   let cliOther: string;
   let daemon: ChildProcess;
-  let configPath: string;
+  let yaml: string;
   let dbPath: string;
 
   const udhcpcScript = () => {
@@ -45,8 +45,7 @@ echo "$1 ip=$ip subnet=$subnet router=$router dns=$dns domain=$domain hostname=$
   };
 
   const startDaemon = async () => {
-    daemon = lab.spawn(srv, process.execPath, ['--import', 'tsx', SERVE, configPath]);
-    await waitForOutput(daemon, (t) => t.includes('hiveboot is up'));
+    ({ process: daemon } = await lab.hiveboot(srv, dir, yaml));
   };
   const stopDaemon = async () => {
     const closed = new Promise((r) => daemon.once('close', r));
@@ -78,11 +77,7 @@ echo "$1 ip=$ip subnet=$subnet router=$router dns=$dns domain=$domain hostname=$
     inv.profiles.create({ name: 'worker' });
     inv.hosts.create({ mac: RESERVED_MAC, hostname: 'w42', profile: 'worker', ip: '10.77.0.42' });
     inv.close();
-    configPath = join(dir, 'hiveboot.yaml');
-    writeFileSync(
-      configPath,
-      `stateDir: ${join(dir, 'state')}
-http: { listen: 127.0.0.1, port: 18480 }
+    yaml = `http: { listen: 127.0.0.1, port: 18480 }
 log: { level: debug }
 dhcp:
   mode: full
@@ -94,8 +89,7 @@ dhcp:
       dnsServers: [10.77.0.1]
       domain: lab.test
       leaseSeconds: 120
-`,
-    );
+`;
     await startDaemon();
   }, 60_000);
 
@@ -113,17 +107,7 @@ dhcp:
     return { ...run, log: existsSync(out) ? readFileSync(out, 'utf8') : '', out };
   };
 
-  const events = (mac: string) => {
-    const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-    try {
-      return db.prepare("SELECT stage, message, reason FROM events WHERE mac = ? AND stage = 'dhcp' ORDER BY id").all(mac) as {
-        message: string;
-        reason: string;
-      }[];
-    } finally {
-      db.close();
-    }
-  };
+  const events = (mac: string) => timeline(dbPath, mac, 'dhcp');
   const lease = (ip: string) => {
     const db = new Database(dbPath, { readonly: true, fileMustExist: true });
     try {

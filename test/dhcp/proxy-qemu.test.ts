@@ -1,11 +1,10 @@
-import Database from 'better-sqlite3';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetLab, waitForOutput } from '../support/netns.js';
 import { startGuest } from '../support/qemu.js';
+import { describeTimeline, waitForTimeline } from '../support/timeline.js';
 
 /**
  * proxyDHCP beside a "home router": a DHCP-only dnsmasq in its own namespace hands out addresses,
@@ -13,7 +12,6 @@ import { startGuest } from '../support/qemu.js';
  * ROM of its NIC) must end up fetching /boot.ipxe and its own script from hiveboot. Asserted from
  * hiveboot's timeline, as a user would check it.
  */
-const SERVE = join(import.meta.dirname, '../support/serve.ts');
 const GUEST_MAC = '52:54:00:79:00:01';
 const UEFI_MAC = '52:54:00:79:00:07';
 const NETBOOT = join(import.meta.dirname, '../../netboot');
@@ -23,26 +21,19 @@ describe.skipIf(!NetLab.available())('proxyDHCP beside a router, real iPXE firmw
   let dir: string;
   let srv: string;
   let rtr: string;
-  let daemon: ChildProcess;
   let dbPath: string;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'hb-dhcp-proxy-'));
     srv = lab.ns('srv');
     rtr = lab.ns('rtr');
-    lab.ip(srv, 'link', 'add', 'br0', 'type', 'bridge');
-    lab.ip(srv, 'addr', 'add', '10.79.0.1/24', 'dev', 'br0');
+    lab.bridge(srv, 'br0', '10.79.0.1/24');
     lab.ip(srv, '-6', 'addr', 'add', 'fd79::1/64', 'dev', 'br0', 'nodad');
-    lab.ip(srv, 'link', 'set', 'br0', 'up');
     lab.link({ ns: srv, ifname: 'rtrport' }, { ns: rtr, ifname: 'rtr0', cidr: '10.79.0.254/24' });
     lab.ip(rtr, '-6', 'addr', 'add', 'fd79::fe/64', 'dev', 'rtr0', 'nodad');
     lab.ip(srv, 'link', 'set', 'rtrport', 'master', 'br0');
-    lab.ip(srv, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap');
-    lab.ip(srv, 'link', 'set', 'tap0', 'master', 'br0');
-    lab.ip(srv, 'link', 'set', 'tap0', 'up');
-    lab.ip(srv, 'tuntap', 'add', 'dev', 'tap1', 'mode', 'tap');
-    lab.ip(srv, 'link', 'set', 'tap1', 'master', 'br0');
-    lab.ip(srv, 'link', 'set', 'tap1', 'up');
+    lab.tap(srv, 'tap0', 'br0');
+    lab.tap(srv, 'tap1', 'br0');
 
     // The router: addresses only, no PXE options. It also sends IPv6 router advertisements, without
     // which iPXE spends 13 s waiting for one before it even starts DHCP.
@@ -55,20 +46,16 @@ describe.skipIf(!NetLab.available())('proxyDHCP beside a router, real iPXE firmw
     ]);
     await waitForOutput(router, (t) => /DHCP, IP range/.test(t));
 
-    dbPath = join(dir, 'state', 'hiveboot.db');
-    const config = join(dir, 'hiveboot.yaml');
-    writeFileSync(
-      config,
-      `stateDir: ${join(dir, 'state')}
-http: { listen: 0.0.0.0, port: 18481 }
+    ({ dbPath } = await lab.hiveboot(
+      srv,
+      dir,
+      `http: { listen: 0.0.0.0, port: 18481 }
 log: { level: debug }
 boot: { retrySeconds: 2 }
 dhcp: { mode: proxy, interfaces: [br0] }
 tftp: { root: ${NETBOOT} }
 `,
-    );
-    daemon = lab.spawn(srv, process.execPath, ['--import', 'tsx', SERVE, config]);
-    await waitForOutput(daemon, (t) => t.includes('hiveboot is up'));
+    ));
   }, 60_000);
 
   afterAll(async () => {
@@ -76,39 +63,10 @@ tftp: { root: ${NETBOOT} }
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const waitFor = async (mac: string, done: (e: { stage: string; message: string }[]) => boolean, ms: number) => {
-    const deadline = Date.now() + ms;
-    let ev = events(mac);
-    while (Date.now() < deadline && !done(ev)) {
-      await new Promise((r) => setTimeout(r, 500));
-      ev = events(mac);
-    }
-    return ev;
-  };
-
-  const events = (mac: string) => {
-    const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-    try {
-      return db.prepare('SELECT stage, message, reason, source_ip AS sourceIp FROM events WHERE mac = ? ORDER BY id').all(mac) as {
-        stage: string;
-        message: string;
-        reason: string;
-        sourceIp: string | null;
-      }[];
-    } finally {
-      db.close();
-    }
-  };
-
   it('a BIOS guest with the iPXE ROM gets the bootstrap URL from hiveboot and fetches /boot.ipxe and its own script', async () => {
     startGuest(lab, { ns: srv, tap: 'tap0', mac: GUEST_MAC, firmware: 'bios', workDir: dir });
-    const deadline = Date.now() + 90_000;
-    let ev = events(GUEST_MAC);
-    while (Date.now() < deadline && !ev.some((e) => e.stage === 'script' && e.message.startsWith('script: '))) {
-      await new Promise((r) => setTimeout(r, 500));
-      ev = events(GUEST_MAC);
-    }
-    const text = ev.map((e) => `${e.stage}: ${e.message} — ${e.reason}`).join('\n');
+    const ev = await waitForTimeline(dbPath, GUEST_MAC, (e) => e.some((x) => x.stage === 'script' && /^script: (wait|discover)/.test(x.message)), 90_000);
+    const text = describeTimeline(ev);
     // Proxy offer on port 67 with the bootstrap URL (the ROM is iPXE: loop-break), never an address.
     expect(text).toMatch(/dhcp: discover \(proxy, iPXE\): proxy offer on br0: http:\/\/10\.79\.0\.1:18481\/boot\.ipxe/);
     // The machine became a discovered host from its DHCP request.
@@ -122,8 +80,8 @@ tftp: { root: ${NETBOOT} }
 
   it('a UEFI guest (OVMF, EDK2 PXE without the NIC ROM) gets snponly.efi by proxyDHCP + TFTP from hiveboot, and its iPXE fetches /boot.ipxe', async () => {
     startGuest(lab, { ns: srv, tap: 'tap1', mac: UEFI_MAC, firmware: 'uefi', noNicRom: true, workDir: dir, memoryMiB: 512 });
-    const ev = await waitFor(UEFI_MAC, (e) => e.some((x) => x.message === 'script: bootstrap /boot.ipxe'), 150_000);
-    const text = ev.map((e) => `${e.stage}: ${e.message} — ${e.reason}`).join('\n');
+    const ev = await waitForTimeline(dbPath, UEFI_MAC, (e) => e.some((x) => x.message === 'script: bootstrap /boot.ipxe'), 150_000);
+    const text = describeTimeline(ev);
     // EDK2's DISCOVER (arch 7) gets a proxy offer naming snponly.efi, never an address.
     expect(text).toMatch(/dhcp: discover \(proxy, x64 UEFI\): proxy offer on br0: snponly\.efi/);
     expect(text).toMatch(/tftp: sent snponly\.efi \(\d+ KiB/);

@@ -1,5 +1,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const SERVE = join(import.meta.dirname, 'serve.ts');
 
 /**
  * Network namespaces made by a test and torn down by it: the only place DHCP test traffic goes.
@@ -43,6 +47,32 @@ export class NetLab {
       if (end.cidr) this.ip(end.ns, 'addr', 'add', end.cidr, 'dev', end.ifname);
       this.ip(end.ns, 'link', 'set', end.ifname, 'up');
     }
+  }
+
+  /** A bridge with an address (the boot network's switch, with the server on it). */
+  bridge(ns: string, name: string, cidr: string): void {
+    this.ip(ns, 'link', 'add', name, 'type', 'bridge');
+    this.ip(ns, 'addr', 'add', cidr, 'dev', name);
+    this.ip(ns, 'link', 'set', name, 'up');
+  }
+
+  /** A tap on a bridge, for a QEMU guest's NIC. */
+  tap(ns: string, name: string, bridge: string): void {
+    this.ip(ns, 'tuntap', 'add', 'dev', name, 'mode', 'tap');
+    this.ip(ns, 'link', 'set', name, 'master', bridge);
+    this.ip(ns, 'link', 'set', name, 'up');
+  }
+
+  /**
+   * Starts hiveboot (from the sources) inside a namespace with `stateDir: <dir>/state` plus the
+   * given YAML, and waits until it is up. Returns the process and its database's path.
+   */
+  async hiveboot(ns: string, dir: string, yaml: string, env: NodeJS.ProcessEnv = process.env): Promise<{ process: ChildProcess; dbPath: string; configPath: string }> {
+    const configPath = join(dir, 'hiveboot.yaml');
+    writeFileSync(configPath, `stateDir: ${join(dir, 'state')}\n${yaml}`);
+    const child = this.spawn(ns, process.execPath, [...(env.HIVEBOOT_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', SERVE, configPath], env);
+    await waitForOutput(child, (t) => t.includes('hiveboot is up'), 30_000);
+    return { process: child, dbPath: join(dir, 'state', 'hiveboot.db'), configPath };
   }
 
   ip(ns: string, ...args: string[]): string {
