@@ -19,6 +19,8 @@ export interface DhcpServerOptions {
   /** Called after every handled request (events, discovery, metrics); errors in it are logged, not fatal. */
   onOutcome?: (outcome: DhcpOutcome, req: DhcpPacket, ctx: RequestContext) => void;
   onMalformed?: (reason: string, iface: string) => void;
+  /** Called once the sockets are closed (the service writes what it still holds). */
+  onStop?: () => void;
   logger: Logger;
 }
 
@@ -65,6 +67,7 @@ export class DhcpServer {
     const sockets = this.sockets;
     this.sockets = [];
     await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.opts.onStop?.();
   }
 
   private listen(socket: dgram.Socket, iface: DhcpInterface, port: 'dhcp' | 'pxe'): void {

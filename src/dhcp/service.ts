@@ -15,6 +15,8 @@ import type { DhcpOutcome, RequestContext } from './types.js';
 
 export class DhcpConfigError extends Error {}
 
+const FLUSH_MS = 25;
+
 /**
  * The IPv4 address and netmask of each configured interface, or a clear error naming the field.
  * Read with iproute2 rather than os.networkInterfaces(), which leaves out interfaces without carrier
@@ -98,12 +100,17 @@ export function createDhcpService(deps: DhcpServiceDeps): DhcpServer | undefined
     handle = (req, ctx) => full.handle(req, ctx);
   }
 
-  // Timeline writes are queued and committed together once per turn of the event loop: a burst of
-  // DHCP traffic (a rack powering on) costs one transaction, not one per packet.
+  // Timeline writes are queued and committed together every FLUSH_MS: a burst of DHCP traffic (a
+  // rack powering on) costs one transaction, not one per packet, and no reply waits for a disk
+  // flush. Nothing in the queue was promised to a client; the lease itself is written before its ACK.
   let queue: (() => void)[] = [];
+  let timer: NodeJS.Timeout | undefined;
   const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
     const batch = queue;
     queue = [];
+    if (batch.length === 0) return;
     try {
       inventory.transaction(() => batch.forEach((write) => write()));
     } catch (err) {
@@ -122,6 +129,7 @@ export function createDhcpService(deps: DhcpServiceDeps): DhcpServer | undefined
     ports: { server: dhcp.ports.server, pxe: dhcp.ports.pxe === 0 ? null : dhcp.ports.pxe, client: dhcp.ports.client },
     handle,
     logger,
+    onStop: flush,
     onMalformed: () => messages.inc({ type: 'unknown', outcome: 'malformed' }),
     onOutcome: (outcome, req, ctx) => {
       const type = MESSAGE_TYPE_NAMES[messageType(req) ?? 0] ?? 'unknown';
@@ -131,7 +139,7 @@ export function createDhcpService(deps: DhcpServiceDeps): DhcpServer | undefined
   });
 
   function record(outcome: DhcpOutcome, req: DhcpPacket, ctx: RequestContext): void {
-    if (queue.length === 0) setImmediate(flush);
+    if (!timer) timer = setTimeout(flush, FLUSH_MS);
     queue.push(() => recordNow(outcome, req, ctx));
   }
 
