@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../src/inventory/index.js';
 import { NetLab } from '../support/netns.js';
-import { timeline } from '../support/timeline.js';
+import { timeline, waitForTimeline } from '../support/timeline.js';
 
 /**
  * Full-DHCP mode against busybox udhcpc, in network namespaces this test makes: the daemon in one,
@@ -124,7 +124,8 @@ dhcp:
     expect(r.log).toMatch(/^bound ip=10\.77\.0\.100 subnet=255\.255\.255\.0 router=10\.77\.0\.1 dns=10\.77\.0\.1 domain=lab\.test hostname= lease=120 serverid=10\.77\.0\.1/m);
     expect(lab.ip(cliA, 'addr', 'show', 'eth0')).toContain('10.77.0.100/24');
     expect(lease('10.77.0.100')).toMatchObject({ mac: UNKNOWN_MAC, state: 'bound' });
-    const ev = events(UNKNOWN_MAC).map((e) => e.message);
+    // The timeline is written just after the replies (grouped every few ms): wait for it.
+    const ev = (await waitForTimeline(dbPath, UNKNOWN_MAC, (e) => e.some((x) => /ack 10\.77\.0\.100/.test(x.message)), 5000)).map((e) => e.message);
     expect(ev.some((m) => /^discover \(full\): offer 10\.77\.0\.100 on br0/.test(m)), ev.join('\n')).toBe(true);
     expect(ev.some((m) => /^request \(full\): ack 10\.77\.0\.100 on br0/.test(m)), ev.join('\n')).toBe(true);
   });
@@ -151,6 +152,7 @@ dhcp:
     await startDaemon();
     client.kill('SIGUSR1'); // busybox udhcpc: renew now
     await until(/^renew ip=10\.77\.0\.100 /m);
+    await waitForTimeline(dbPath, UNKNOWN_MAC, (e) => e.some((x) => x.stage === 'dhcp' && /^renewing/.test(x.reason)), 5000);
     const acks = events(UNKNOWN_MAC).filter((e) => /ack 10\.77\.0\.100/.test(e.message));
     expect(acks.at(-1)!.reason).toMatch(/^renewing: lease 120 s/);
 
