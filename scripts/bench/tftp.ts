@@ -38,8 +38,9 @@ export async function benchTftp(opts: { downloads: number; rounds: number }): Pr
       {
         name: 'tftpd-hpa',
         start: async (lab, ns) => {
-          const p = lab.spawn(ns, join(ROOT, '.tmp/peers/usr/sbin/in.tftpd'), ['--foreground', '--listen', '--user', 'root', '--address', '127.0.0.1:69', '--secure', dir]);
+          const p = lab.spawn(ns, join(ROOT, '.tmp/peers/usr/sbin/in.tftpd'), ['--foreground', '--listen', '--user', 'root', '--address', ':69', '--secure', dir]);
           await new Promise((r) => setTimeout(r, 500));
+          // ":69", not "127.0.0.1:69", which this build refuses at start-up; the namespace has only lo anyway.
           // in.tftpd reports start-up errors only to syslog: an early exit is all we can see.
           if (p.exitCode !== null) throw new Error(`in.tftpd exited with code ${p.exitCode} at start-up (its reason went to syslog)`);
         },
