@@ -50,6 +50,12 @@ hb host add --mac 52:54:00:aa:bb:cc --hostname w1 --profile debian-k3s \
   --chap-user w1-initiator --chap-secret-file "$DIR/chap-secret"
 hb host list
 
+step "what PXE firmware downloads first, by TFTP (read-only, from netboot/)"
+for f in undionly.kpxe snponly.efi; do
+  printf '%-14s %s bytes by TFTP, identical to netboot/: ' "$f" "$(curl -s "tftp://127.0.0.1:$((PORT + 1))/$f" | tee "$DIR/$f" | wc -c)"
+  cmp -s "$DIR/$f" "netboot/$f" && echo yes || echo NO
+done
+
 step "what every machine's iPXE gets from DHCP: GET /boot.ipxe"
 curl -fsS "$URL/boot.ipxe"
 
