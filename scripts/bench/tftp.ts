@@ -32,7 +32,10 @@ export async function benchTftp(opts: { downloads: number; rounds: number }): Pr
         name: 'hiveboot',
         start: async (lab, ns) => {
           // Its state goes beside the served file's folder, not into it.
-          await lab.hiveboot(ns, `${dir}-state`, `http: { listen: 127.0.0.1, port: 18491 }\nlog: { level: info }\ntftp: { listen: 127.0.0.1, port: 69, root: ${dir} }\n`);
+          await lab.hiveboot(ns, `${dir}-state`, `http: { listen: 127.0.0.1, port: 18491 }\nlog: { level: info }\ntftp: { listen: 127.0.0.1, port: 69, root: ${dir} }\n`, {
+            ...process.env,
+            HIVEBOOT_NODE_ARGS: process.env.BENCH_PROFILE ? `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : '',
+          });
         },
       },
       {

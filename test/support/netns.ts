@@ -103,11 +103,14 @@ export class NetLab {
     return child;
   }
 
+  /** Stops what it started (SIGTERM, then SIGKILL after 2 s), then deletes its namespaces. */
   async destroy(): Promise<void> {
-    for (const c of this.children) {
-      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    }
-    await Promise.all(this.children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('close', r)))));
+    const running = this.children.filter((c) => c.exitCode === null && c.signalCode === null);
+    const closed = running.map((c) => new Promise((r) => c.once('close', r)));
+    for (const c of running) c.kill('SIGTERM');
+    const timer = setTimeout(() => running.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL')), 2000);
+    await Promise.all(closed);
+    clearTimeout(timer);
     for (const ns of this.namespaces.reverse()) {
       try {
         execFileSync('ip', ['netns', 'del', ns]);
