@@ -43,7 +43,9 @@ function helperArgs(value: unknown, options: Handlebars.HelperOptions | undefine
 /** An EFI path (stored with '/') printed with the backslashes UEFI file paths use. */
 function helperEfiPath(value: unknown, options: Handlebars.HelperOptions | undefined): string {
   const s = scalar(value, options);
-  if (!/^(\/[A-Za-z0-9._-]+)+$/.test(s)) throw new TemplateError(`refusing EFI path "${printable(s)}"`);
+  if (!/^(\/[A-Za-z0-9._-]+)+$/.test(s) || s.split('/').some((seg) => seg === '.' || seg === '..')) {
+    throw new TemplateError(`refusing EFI path "${printable(s)}"`);
+  }
   return s.replace(/\//g, '\\');
 }
 

@@ -331,6 +331,8 @@ describe('{{efipath}}: a path in the EFI system partition', () => {
     ['a newline', '/EFI/BOOT\nshell'],
     ['a setting expansion', '/EFI/${x}'],
     ['a semicolon', '/EFI/a;b'],
+    ['a parent-directory segment', '/EFI/../BOOTX64.EFI'],
+    ['a current-directory segment', '/EFI/./BOOTX64.EFI'],
   ])('refuses %s', (_what, value) => {
     expect(() => one('efipath', value)).toThrow(TemplateError);
   });
