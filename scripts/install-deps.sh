@@ -19,20 +19,8 @@ if [ "$node_major" -lt "$need_node_major" ]; then
   exit 1
 fi
 
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "install-deps: missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
-    exit 1
-  fi
-  echo "install-deps: apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+. scripts/lib/apt.sh
+ensure_debian_packages install-deps "${APT_PACKAGES[@]}"
 
 # The iPXE builds TFTP serves (from Debian's ipxe package) into netboot/.
 bash scripts/netboot.sh

@@ -13,16 +13,8 @@ force=0
 if [ "${1:-}" = "--force" ]; then force=1; shift; fi
 dest=${1:-netboot}
 
-if ! dpkg-query -W -f='${Status}' ipxe 2>/dev/null | grep -q 'install ok installed'; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "netboot: Debian's ipxe package is missing (run as root, or: sudo apt-get install ipxe)" >&2
-    exit 1
-  fi
-  echo "netboot: apt-get install ipxe"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends ipxe
-fi
+. scripts/lib/apt.sh
+ensure_debian_packages netboot ipxe
 
 # The package's file list, not guessed paths: its layout has moved between Debian releases.
 mapfile -t packaged < <(dpkg -L ipxe | grep -E '\.(kpxe|efi)$' || true)

@@ -6,9 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 dest=.tmp/peers
 # in.tftpd links against libwrap (a library, no service).
-if ! dpkg-query -W -f='${Status}' libwrap0 2>/dev/null | grep -q 'install ok installed'; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libwrap0 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libwrap0; }
-fi
+. scripts/lib/apt.sh
+ensure_debian_packages bench libwrap0
 if [ -x "$dest/usr/sbin/in.tftpd" ]; then exit 0; fi
 mkdir -p "$dest"
 work=$(mktemp -d)

@@ -7,7 +7,7 @@ import { intToIp } from './addresses.js';
 import { archName, DEFAULT_BOOT_FILES } from './arch.js';
 import type { BootChoiceConfig, BootFileOverrides } from './boot-choice.js';
 import { FullDhcp, type KnownHost } from './full.js';
-import { clientArchitectures, isIpxe, MESSAGE_TYPE_NAMES, messageType, pxeClientKind, requestedIp } from './options.js';
+import { clientArchitectures, isIpxe, MESSAGE_TYPE_NAMES, MessageType, messageType, pxeClientKind, requestedIp } from './options.js';
 import { clientMac, type DhcpPacket } from './packet.js';
 import { handleProxy } from './proxy.js';
 import { DhcpServer, type DhcpInterface } from './server.js';
@@ -150,36 +150,34 @@ export function createDhcpService(deps: DhcpServiceDeps): DhcpServer | undefined
     const arch = clientArchitectures(req)[0];
     const type = MESSAGE_TYPE_NAMES[messageType(req) ?? 0] ?? 'unknown';
     const sourceIp = ctx.source.address === '0.0.0.0' ? null : ctx.source.address;
-    {
-      let known = inventory.hosts.find(mac) !== undefined;
-      if (!known && booting && config.boot.discovery) {
-        const facts = arch !== undefined ? { arch: String(arch) } : {};
-        known = inventory.hosts.discover(mac, facts, { stage: 'dhcp', sourceIp }, { maxDiscovered: config.boot.maxDiscovered }) !== undefined;
-      }
-      // A machine that is not registered, not booting from the network and not given an address by
-      // us (a laptop beside a proxy) is not ours to track.
-      if (!known && !booting && !('reply' in outcome)) return;
-      // Where the machine can be reached: its new lease, the address it asks from, or the source of
-      // its port-4011 request. Later HTTP requests from that address are put on its timeline.
-      if ('reply' in outcome && outcome.reply.yiaddr !== '0.0.0.0' && messageType(outcome.reply) === 5) {
-        inventory.hosts.touch(mac, outcome.reply.yiaddr);
-      } else if (known && req.ciaddr !== '0.0.0.0') {
-        inventory.hosts.touch(mac, req.ciaddr);
-      } else if (known && messageType(req) === 3 && requestedIp(req)) {
-        // proxy mode: the client's broadcast REQUEST to the real server names the address it takes.
-        inventory.hosts.touch(mac, requestedIp(req)!);
-      } else if (known && ctx.port === 'pxe' && sourceIp) {
-        inventory.hosts.touch(mac, sourceIp);
-      }
-      const event = outcome.event;
-      if (!event) return;
-      inventory.events.record({
-        mac,
-        stage: 'dhcp',
-        sourceIp,
-        message: `${type} (${dhcp.mode}${booting ? `, ${isIpxe(req) ? 'iPXE' : archName(arch ?? 0)}` : ''}): ${event.message}`,
-        reason: event.reason,
-      });
+    let known = inventory.hosts.find(mac) !== undefined;
+    if (!known && booting && config.boot.discovery) {
+      const facts = arch !== undefined ? { arch: String(arch) } : {};
+      known = inventory.hosts.discover(mac, facts, { stage: 'dhcp', sourceIp }, { maxDiscovered: config.boot.maxDiscovered }) !== undefined;
     }
+    // A machine that is not registered, not booting from the network and not given an address by
+    // us (a laptop beside a proxy) is not ours to track.
+    if (!known && !booting && !('reply' in outcome)) return;
+    // Where the machine can be reached: its new lease, the address it asks from, or the source of
+    // its port-4011 request. Later HTTP requests from that address are put on its timeline.
+    if ('reply' in outcome && outcome.reply.yiaddr !== '0.0.0.0' && messageType(outcome.reply) === MessageType.ACK) {
+      inventory.hosts.touch(mac, outcome.reply.yiaddr);
+    } else if (known && req.ciaddr !== '0.0.0.0') {
+      inventory.hosts.touch(mac, req.ciaddr);
+    } else if (known && messageType(req) === MessageType.REQUEST && requestedIp(req)) {
+      // proxy mode: the client's broadcast REQUEST to the real server names the address it takes.
+      inventory.hosts.touch(mac, requestedIp(req)!);
+    } else if (known && ctx.port === 'pxe' && sourceIp) {
+      inventory.hosts.touch(mac, sourceIp);
+    }
+    const event = outcome.event;
+    if (!event) return;
+    inventory.events.record({
+      mac,
+      stage: 'dhcp',
+      sourceIp,
+      message: `${type} (${dhcp.mode}${booting ? `, ${isIpxe(req) ? 'iPXE' : archName(arch ?? 0)}` : ''}): ${event.message}`,
+      reason: event.reason,
+    });
   }
 }

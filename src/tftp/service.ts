@@ -31,7 +31,7 @@ export function createTftpService(deps: { config: Config; inventory: Inventory; 
     onTransfer: (e) => record(e),
   });
 
-  const transfers = new Counter({
+  new Counter({
     name: 'hiveboot_tftp_transfers_total',
     help: 'TFTP transfers by outcome (complete, error, timeout)',
     labelNames: ['outcome'] as const,
@@ -41,7 +41,6 @@ export function createTftpService(deps: { config: Config; inventory: Inventory; 
       for (const [outcome, n] of Object.entries(server.counters.transfers)) this.inc({ outcome }, n);
     },
   });
-  void transfers;
   new Counter({
     name: 'hiveboot_tftp_sent_bytes_total',
     help: 'File bytes acknowledged by TFTP clients',
