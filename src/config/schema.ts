@@ -116,6 +116,39 @@ export const TftpConfig = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+export const IscsiConfig = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true, description: 'Serve hosts\' disks with the built-in iSCSI target (storage.backend builtin).' }),
+    listen: Type.String({ default: '0.0.0.0', description: 'address the iSCSI portal binds' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 3260, description: '0 picks a free port (tests)' }),
+    portals: Type.Array(Type.String(), {
+      default: [],
+      description:
+        'portals announced to hosts (boot scripts, SendTargets), "ip" or "ip:port"; default: the listen address, or the address of http.publicUrl when listening on 0.0.0.0',
+    }),
+    targetIqnPrefix: Type.String({
+      default: 'iqn.2026-01.io.hiveboot',
+      description: 'targets are named <prefix>:<hostname>; use iqn.<yyyy-mm>.<your reversed domain>',
+    }),
+    discoveryNeedsChap: Type.Boolean({ default: true, description: 'SendTargets discovery only with a host\'s CHAP credentials' }),
+    nopIntervalSeconds: Type.Integer({ minimum: 0, maximum: 3600, default: 10, description: 'ping idle initiators after this long (0: never)' }),
+    nopTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 30, description: 'drop a connection silent this long after a ping' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const StorageConfig = Type.Object(
+  {
+    backend: Type.Union([Type.Literal('builtin'), Type.Literal('none')], {
+      default: 'builtin',
+      description: 'builtin: hiveboot makes each host a copy-on-write disk over its profile image and serves it; none: disks are entered by hand',
+    }),
+    dir: Type.Optional(Type.String({ description: 'where per-host overlays live. Default: <stateDir>/disks' })),
+    mutualChap: Type.Boolean({ default: false, description: 'also give each host a target secret (the host checks the target)' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const LogConfig = Type.Object({ level: LogLevel }, { additionalProperties: false, default: {} });
 
 export const Config = Type.Object(
@@ -127,6 +160,8 @@ export const Config = Type.Object(
     inventory: InventoryConfig,
     dhcp: DhcpConfig,
     tftp: TftpConfig,
+    iscsi: IscsiConfig,
+    storage: StorageConfig,
     log: LogConfig,
   },
   { additionalProperties: false, default: {} },

@@ -319,6 +319,31 @@ export class HostStore {
     }
   }
 
+  /**
+   * Gives a host the disk a provisioner made for it (source names the provisioner) and lets a pending
+   * host become ready. The event names the target, never the credentials.
+   */
+  attachDisk(macInput: string, disk: DiskInput, source: string, actor: Actor): Host {
+    const mac = normalizeMac(macInput);
+    const clean = cleanDisk(disk);
+    return this.db.transaction(() => {
+      const current = this.get(mac);
+      const at = this.now().toISOString();
+      this.writeDisk(current.id, clean, source, at);
+      const c = { hostname: current.hostname, profile: current.profile, hasDisk: true };
+      const state = nextState(current.state, c);
+      if (state !== current.state) statement(this.db, 'UPDATE hosts SET state = ?, updated_at = ? WHERE id = ?').run(state, at, current.id);
+      this.events.record({
+        mac,
+        stage: actor.stage,
+        sourceIp: actor.sourceIp,
+        message: `disk ${current.disk ? 'updated' : 'provisioned'} by ${source}: ${clean.targetIqn} lun ${clean.lun}${state !== current.state ? `; state ${current.state} → ${state}` : ''}`,
+        reason: describeState(state, c),
+      });
+      return this.get(mac);
+    }).immediate();
+  }
+
   remove(macInput: string, actor: Actor = API): void {
     const mac = normalizeMac(macInput);
     this.db.transaction(() => {

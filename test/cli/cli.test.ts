@@ -169,7 +169,7 @@ describe('hiveboot against a running daemon', () => {
     const started = await serveOnFreePort((port) => {
       writeFileSync(
         config,
-        [`stateDir: ${stateDir}`, 'http:', '  listen: 127.0.0.1', `  port: ${port}`, 'tftp:', '  listen: 127.0.0.1', '  port: 0', 'boot:', '  defaultProfile: debian-k3s', 'log:', '  level: debug', ''].join('\n'),
+        [`stateDir: ${stateDir}`, 'http:', '  listen: 127.0.0.1', `  port: ${port}`, 'tftp:', '  listen: 127.0.0.1', '  port: 0', 'iscsi:', '  listen: 127.0.0.1', '  port: 0', 'boot:', '  defaultProfile: debian-k3s', 'log:', '  level: debug', ''].join('\n'),
       );
       return serve(cfg());
     });

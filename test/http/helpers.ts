@@ -183,7 +183,7 @@ export async function startTestDaemon(raw: Record<string, unknown> = {}): Promis
   const { http, stateDir: _given, ...rest } = raw as { http?: Record<string, unknown>; stateDir?: string };
   const config = validateConfig(
     // TFTP on a free loopback port, so test files running side by side never fight over port 69.
-    { stateDir, log: { level: 'info' }, tftp: { listen: '127.0.0.1', port: 0 }, ...rest, http: { listen: '127.0.0.1', port: 8080, ...http } },
+    { stateDir, log: { level: 'info' }, tftp: { listen: '127.0.0.1', port: 0 }, iscsi: { listen: '127.0.0.1', port: 0 }, ...rest, http: { listen: '127.0.0.1', port: 8080, ...http } },
     'test',
   );
   // Port 0 (an ephemeral port) is for tests only: the config schema rightly wants a real port.

@@ -38,7 +38,7 @@ describe('iSCSI framing', () => {
     const data = Buffer.from('payload!');
     const wire = Buffer.concat(framePdu(nopIn(data.length), data, { header: true, data: true }));
     const corruptData = Buffer.from(wire);
-    corruptData[52 + 2] ^= 0xff;
+    corruptData.writeUInt8(corruptData.readUInt8(54) ^ 0xff, 54);
     const reader = new FrameReader({ headerDigest: true, dataDigest: true, maxDataSegmentLength: 8192 });
     reader.push(corruptData);
     reader.push(wire);
@@ -46,7 +46,7 @@ describe('iSCSI framing', () => {
     expect(reader.next()?.dataDigestOk).toBe(true);
 
     const corruptHeader = Buffer.from(wire);
-    corruptHeader[20] ^= 1;
+    corruptHeader.writeUInt8(corruptHeader.readUInt8(20) ^ 1, 20);
     const r2 = new FrameReader({ headerDigest: true, dataDigest: true, maxDataSegmentLength: 8192 });
     r2.push(corruptHeader);
     expect(() => r2.next()).toThrow(FramingError);

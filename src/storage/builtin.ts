@@ -1,0 +1,204 @@
+// The `builtin` provisioner: a host whose profile names an image gets a copy-on-write overlay over
+// that image, a target named <prefix>:<hostname>, an ACL for its initiator IQN and its own random CHAP
+// credentials — all made at registration, ahead of the boot, so DHCP and boot answers never wait.
+// Policy only: the overlay format belongs to iscsi/backing, the target to iscsi/.
+
+import { mkdirSync } from 'node:fs';
+import { access, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Host } from '../inventory/hosts.js';
+import type { Inventory } from '../inventory/index.js';
+import { createCowOverlay } from '../iscsi/backing/index.js';
+import { newChapPair, newChapSecret } from './credentials.js';
+
+export const BUILTIN_SOURCE = 'builtin';
+
+export interface BuiltinOptions {
+  /** Where overlays live (0700). */
+  dir: string;
+  targetIqnPrefix: string;
+  initiatorIqnPrefix: string;
+  /** Portals announced to hosts, "ip:port". */
+  portals: string[];
+  mutualChap: boolean;
+}
+
+/** What the iSCSI target must serve for one host. */
+export interface PublishedTarget {
+  mac: string;
+  targetName: string;
+  initiatorIqn: string;
+  golden: string;
+  overlay: string;
+  chap: { user: string; secret: string; mutual?: { user: string; secret: string } };
+  portals: string[];
+}
+
+/** The target side the provisioner drives (the built-in iSCSI service implements it). */
+export interface TargetPublisher {
+  publish(target: PublishedTarget): Promise<void>;
+  withdraw(mac: string, reason: string): Promise<void>;
+}
+
+export type ReconcileResult = 'provisioned' | 'published' | 'withdrawn' | 'not-ours' | 'waiting';
+
+export class BuiltinProvisioner {
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly inventory: Inventory,
+    private readonly targets: TargetPublisher,
+    private readonly opts: BuiltinOptions,
+  ) {
+    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+  }
+
+  overlayPath(mac: string): string {
+    return join(this.opts.dir, `${mac.replace(/:/g, '')}.overlay`);
+  }
+
+  /** Runs one host's changes one at a time (two API calls for one host must not race). */
+  private serialize<T>(mac: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(mac) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.queues.set(mac, settled);
+    void settled.then(() => {
+      if (this.queues.get(mac) === settled) this.queues.delete(mac);
+    });
+    return next;
+  }
+
+  /**
+   * Brings one host's disk and target in line with the inventory: provisions a missing disk, (re)publishes
+   * the target of a bootable host, withdraws the target of a removed or disabled host.
+   */
+  reconcile(mac: string): Promise<ReconcileResult> {
+    return this.serialize(mac, () => this.reconcileNow(mac));
+  }
+
+  private async reconcileNow(mac: string): Promise<ReconcileResult> {
+    const host = this.inventory.hosts.find(mac);
+    if (!host || host.state === 'disabled' || host.state === 'discovered') {
+      await this.targets.withdraw(mac, host ? `host is ${host.state}` : 'host removed');
+      return 'withdrawn';
+    }
+    if (host.disk && host.disk.source !== BUILTIN_SOURCE) return 'not-ours';
+    const golden = this.goldenOf(host);
+    if (!golden || !host.hostname) return 'waiting';
+    let current = host;
+    let result: ReconcileResult = 'published';
+    const overlay = this.overlayPath(mac);
+    if (!(await exists(overlay))) await createCowOverlay(golden, overlay);
+    if (!current.disk) {
+      const chap = newChapPair();
+      const mutual = this.opts.mutualChap ? newChapPair() : undefined;
+      current = this.inventory.hosts.attachDisk(
+        mac,
+        {
+          portals: this.opts.portals,
+          targetIqn: `${this.opts.targetIqnPrefix}:${host.hostname}`,
+          lun: 0,
+          chapUser: chap.user,
+          chapSecret: chap.secret,
+          ...(mutual ? { mutualUser: mutual.user, mutualSecret: mutual.secret } : {}),
+        },
+        BUILTIN_SOURCE,
+        { stage: 'storage' },
+      );
+      result = 'provisioned';
+    }
+    await this.targets.publish(this.describe(current, golden, overlay));
+    return result;
+  }
+
+  /** A new CHAP secret (and mutual secret, if any) for the host; its target takes it at once. */
+  rotateChap(mac: string): Promise<Host> {
+    return this.serialize(mac, async () => {
+      const host = this.inventory.hosts.get(mac);
+      const disk = host.disk;
+      if (!disk || disk.source !== BUILTIN_SOURCE || !disk.chapUser) {
+        throw new RotationError(`host ${mac} has no disk provisioned by hiveboot: its credentials are managed elsewhere`);
+      }
+      const updated = this.inventory.hosts.attachDisk(
+        mac,
+        {
+          portals: disk.portals,
+          targetIqn: disk.targetIqn,
+          lun: disk.lun,
+          chapUser: disk.chapUser,
+          chapSecret: newChapSecret(),
+          ...(disk.mutualUser ? { mutualUser: disk.mutualUser, mutualSecret: newChapSecret() } : {}),
+        },
+        BUILTIN_SOURCE,
+        { stage: 'storage' },
+      );
+      const golden = this.goldenOf(updated);
+      if (golden) await this.targets.publish(this.describe(updated, golden, this.overlayPath(mac)));
+      return updated;
+    });
+  }
+
+  /** After a host is removed: its target goes; its overlay only when asked. */
+  release(mac: string, opts: { deleteData: boolean }): Promise<void> {
+    return this.serialize(mac, async () => {
+      await this.targets.withdraw(mac, 'host removed');
+      if (opts.deleteData) await rm(this.overlayPath(mac), { force: true });
+    });
+  }
+
+  /** Publishes every provisioned host (daemon start). Failures are per host: the rest still boot. */
+  async publishAll(onError: (mac: string, err: unknown) => void): Promise<number> {
+    let published = 0;
+    for (const host of this.inventory.hosts.list()) {
+      if (host.disk?.source !== BUILTIN_SOURCE && host.disk) continue;
+      try {
+        const r = await this.reconcile(host.mac);
+        if (r === 'published' || r === 'provisioned') published++;
+      } catch (err) {
+        onError(host.mac, err);
+      }
+    }
+    return published;
+  }
+
+  private goldenOf(host: Host): string | undefined {
+    if (!host.profile) return undefined;
+    const profile = this.inventory.profiles.find(host.profile);
+    if (!profile?.image) return undefined;
+    return this.inventory.images.find(profile.image)?.location;
+  }
+
+  private describe(host: Host, golden: string, overlay: string): PublishedTarget {
+    const disk = host.disk!;
+    return {
+      mac: host.mac,
+      targetName: disk.targetIqn,
+      initiatorIqn: host.initiatorIqn ?? `${this.opts.initiatorIqnPrefix}:${host.hostname}`,
+      golden,
+      overlay,
+      chap: {
+        user: disk.chapUser!,
+        secret: disk.chapSecret!,
+        ...(disk.mutualUser && disk.mutualSecret ? { mutual: { user: disk.mutualUser, secret: disk.mutualSecret } } : {}),
+      },
+      portals: disk.portals,
+    };
+  }
+}
+
+export class RotationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RotationError';
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
