@@ -26,6 +26,26 @@ export function createMetrics(opts: { hostsByState?: () => Record<string, number
     labelNames: ['decision'] as const,
     registers: [registry],
   });
+  const iscsiLogins = new Counter({
+    name: 'hiveboot_iscsi_logins_total',
+    help: 'iSCSI logins by outcome (ok, refused)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const iscsiSessions = new Gauge({ name: 'hiveboot_iscsi_sessions', help: 'Open iSCSI sessions', registers: [registry] });
+  const iscsiBytes = new Counter({
+    name: 'hiveboot_iscsi_bytes_total',
+    help: 'Bytes read and written through the built-in target, per target and LUN',
+    labelNames: ['target', 'lun', 'direction'] as const,
+    registers: [registry],
+  });
+  const iscsiLatency = new Histogram({
+    name: 'hiveboot_iscsi_command_duration_seconds',
+    help: 'SCSI read/write command latency at the target (storage time), per target',
+    labelNames: ['target', 'direction'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers: [registry],
+  });
   const hostsByState = opts.hostsByState;
   if (hostsByState) {
     new Gauge({
@@ -38,7 +58,7 @@ export function createMetrics(opts: { hostsByState?: () => Record<string, number
       },
     });
   }
-  return { registry, httpRequests, httpDuration, bootScripts };
+  return { registry, httpRequests, httpDuration, bootScripts, iscsiLogins, iscsiSessions, iscsiBytes, iscsiLatency };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -45,7 +45,7 @@ import { sendTargetsResponse } from './send-targets.js';
 import { absentLunResult, checkCondition, SenseCode } from './transport-sense.js';
 
 export interface LoginStepper {
-  step(req: LoginRequest): { response: LoginResponse; outcome?: LoginOutcome; close?: boolean };
+  step(req: LoginRequest): { response: LoginResponse; outcome?: LoginOutcome; close?: boolean; reason?: string };
 }
 
 export interface ConnectionOptions {
@@ -57,6 +57,8 @@ export interface ConnectionOptions {
   nopTimeout: number;
   /** Above this many bytes queued for sending, stop reading from the socket until it drains. */
   sendHighWater: number;
+  /** A connection that has not completed login by then is closed (ms): the negotiator has no clock. */
+  loginTimeout: number;
 }
 
 export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
@@ -64,6 +66,7 @@ export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
   nopInterval: 10_000,
   nopTimeout: 30_000,
   sendHighWater: 32 * 1024 * 1024,
+  loginTimeout: 30_000,
 };
 
 export interface LoginRefusal {
@@ -71,6 +74,8 @@ export interface LoginRefusal {
   initiatorName?: string;
   targetName?: string;
   status: number;
+  /** Why, in words (never a secret). */
+  reason?: string;
 }
 
 export interface ConnectionHooks {
@@ -124,6 +129,9 @@ interface Task {
   /** Refused before any data moved: unsolicited data is swallowed, then the task is dropped. */
   refused: boolean;
   execution?: Promise<void>;
+  /** EDTL ≠ the CDB's length: the residual to report and how much of the data to write. */
+  writeResidual?: Residual;
+  writeLength?: number;
 }
 
 export class IscsiConnection {
@@ -163,6 +171,11 @@ export class IscsiConnection {
     });
     socket.on('error', (err) => this.end(`socket error: ${err.message}`));
     socket.on('close', () => this.end(this.endReason));
+    const loginTimer = setTimeout(() => {
+      if (this.phase === 'login') this.protocolFailure(`login not completed within ${deps.options.loginTimeout} ms`);
+    }, deps.options.loginTimeout);
+    loginTimer.unref();
+    socket.once('close', () => clearTimeout(loginTimer));
     if (deps.options.nopInterval > 0) {
       this.pingTimer = setInterval(() => this.checkAlive(), Math.min(deps.options.nopInterval, 5000));
       this.pingTimer.unref();
@@ -238,7 +251,7 @@ export class IscsiConnection {
   // ----- login -----
 
   private onLogin(req: LoginRequest & { bhs: Buffer }): void {
-    const { response, outcome, close } = this.deps.negotiator.step(req);
+    const { response, outcome, close, reason } = this.deps.negotiator.step(req);
     if (!this.statSNStarted) {
       // The first Login Response starts the connection's StatSN (§11.13.4); use the initiator's guess.
       this.statSN = req.expStatSN >>> 0;
@@ -248,7 +261,7 @@ export class IscsiConnection {
     const status = (response.statusClass << 8) | response.statusDetail;
     if (status !== 0 || close) {
       this.sendLoginResponse(response);
-      this.deps.hooks.onLoginRefused?.({ peerAddress: this.peerAddress, status });
+      this.deps.hooks.onLoginRefused?.({ peerAddress: this.peerAddress, status, ...(reason ? { reason } : {}) });
       this.closeAfterFlush('login refused');
       return;
     }
@@ -429,11 +442,27 @@ export class IscsiConnection {
       this.refuse(task, checkCondition(SenseCode.InvalidFieldInCdb));
       return;
     }
+    const spdtl = handler?.writeLength?.(pdu.cdb);
+    if (spdtl !== undefined && spdtl !== edtl) {
+      // EDTL and the CDB disagree (RFC 7143 §11.4.5.1): the command runs on what both allow — all of
+      // the CDB's data when EDTL is larger, the whole blocks EDTL covers when it is smaller — and the
+      // residual says by how much they differed (what tgtd does and libiscsi's suite expects).
+      task.writeResidual = spdtl > edtl
+        ? { overflow: true, underflow: false, count: spdtl - edtl }
+        : { overflow: false, underflow: true, count: edtl - spdtl };
+      task.writeLength = spdtl > edtl ? edtl - (edtl % (handler?.blockSize ?? 512)) : spdtl;
+    }
     if (pdu.write && edtl > 0) {
       const limit = handler ? handler.maxTransferBytes : 0;
       const unsolicitedEnd = pdu.final ? pdu.data.length : Math.min(edtl, params.firstBurstLength);
-      if (edtl > limit) {
-        // Too big to buffer (or no such LUN): never allocate what the initiator asks for blindly.
+      // A command doomed whatever its data (bad CDB, out of range, read-only) fails before its
+      // Data-Out is solicited; one too big to buffer (or for no such LUN) is never allocated.
+      const refusal = !handler
+        ? absentLunResult(pdu.cdb)
+        : edtl > limit
+          ? checkCondition(SenseCode.InvalidFieldInCdb)
+          : handler.validate?.(pdu.cdb);
+      if (refusal) {
         task.refused = true;
         task.unsolicitedEnd = unsolicitedEnd;
         this.tasks.set(task.itt, task);
@@ -441,7 +470,7 @@ export class IscsiConnection {
           this.tasks.delete(task.itt);
           return;
         }
-        this.refuse(task, handler ? checkCondition(SenseCode.InvalidFieldInCdb) : absentLunResult(pdu.cdb));
+        this.refuse(task, refusal);
         return;
       }
       task.buffer = Buffer.allocUnsafe(edtl);
@@ -548,7 +577,7 @@ export class IscsiConnection {
         result = await task.handler.execute({
           cdb: pdu.cdb,
           expectedLength: pdu.expectedLength,
-          ...(task.buffer ? { dataOut: task.buffer } : {}),
+          ...(task.buffer ? { dataOut: task.writeLength !== undefined ? task.buffer.subarray(0, task.writeLength) : task.buffer } : {}),
         });
       } catch {
         // The SCSI layer promises never to throw; if it does, the initiator still gets an answer.
@@ -585,6 +614,8 @@ export class IscsiConnection {
       } else if (produced < edtl) {
         residual = { overflow: false, underflow: true, count: edtl - produced };
       }
+    } else if (task.writeResidual) {
+      residual = task.writeResidual;
     } else if (!pdu.write && edtl > 0) {
       // A command that moves no data while the initiator expected some: all of it is residual.
       residual = { overflow: false, underflow: true, count: edtl };
@@ -636,10 +667,10 @@ export class IscsiConnection {
     );
   }
 
-  private refuse(task: Task, result: ScsiResult): void {
+  private refuse(task: Task, result: ScsiResult, residual: Residual = NO_RESIDUAL): void {
     // Answer at once; unsolicited data still on its way is swallowed by onDataOut.
     const unsolicitedPending = task.pdu.write && !task.pdu.final;
-    this.sendScsiResponse(task, result, NO_RESIDUAL, 0);
+    this.sendScsiResponse(task, result, residual, 0);
     if (!unsolicitedPending) this.tasks.delete(task.itt);
   }
 

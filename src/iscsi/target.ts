@@ -9,6 +9,11 @@ export interface LogicalUnitHandler {
   execute(cmd: ScsiCommand): Promise<ScsiResult>;
   /** Largest transfer a single command may carry, in bytes (VPD B0 maximum transfer length). */
   readonly maxTransferBytes: number;
+  /** The CHECK CONDITION a command will end in whatever its data: lets us refuse before soliciting Data-Out. */
+  validate?(cdb: Buffer): ScsiResult | undefined;
+  readonly blockSize?: number;
+  /** Data-Out bytes the CDB itself asks for (SPDTL), to check against the initiator's EDTL. */
+  writeLength?(cdb: Buffer): number | undefined;
 }
 
 export interface TargetEntry {

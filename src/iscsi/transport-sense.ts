@@ -9,6 +9,8 @@ const HARDWARE_ERROR = 0x04;
 
 export const SenseCode = {
   InvalidFieldInCdb: [ILLEGAL_REQUEST, 0x24, 0x00],
+  /** SPC-4: the transport's expected length disagrees with the CDB (iSCSI EDTL ≠ SPDTL). */
+  InvalidFieldInInformationUnit: [ILLEGAL_REQUEST, 0x0e, 0x03],
   LogicalUnitNotSupported: [ILLEGAL_REQUEST, 0x25, 0x00],
   /** SPC-4: DATA PHASE ERROR — the Data-Out sequence broke the rules (DataSN, offsets, digest). */
   DataPhaseError: [ABORTED_COMMAND, 0x4b, 0x00],

@@ -80,6 +80,8 @@ export interface TargetAccess {
   chap?: ChapCredentials;
   /** Portals announced by SendTargets, "ip:port,tpgt". */
   portals: readonly string[];
+  /** Sent as TargetAlias during login of a normal session (RFC 7143 §13.6), e.g. the host's name. */
+  alias?: string;
 }
 
 /** Policy the negotiator asks; it never decides on its own who may log in. */
@@ -118,9 +120,12 @@ export interface LoginOutcome {
   sessionType: SessionType;
   initiatorName: string;
   initiatorAlias?: string;
-  /** undefined for discovery sessions. */
+  /** undefined for discovery sessions. A copy without `chap`: outcomes never carry secrets. */
   target?: TargetAccess;
-  /** For discovery sessions: the targets this initiator may see (its own only). */
+  /**
+   * The targets SendTargets may report on this session, copies without `chap`: for discovery sessions
+   * the initiator's own (see LoginPolicy.discoveryNeedsChap), for normal sessions the session's target.
+   */
   visibleTargets: TargetAccess[];
   isid: Buffer;
   /** TSIH the initiator sent (non-zero = adding a connection to / reinstating an existing session). */
@@ -128,4 +133,10 @@ export interface LoginOutcome {
   params: NegotiatedParams;
   /** The CHAP user that authenticated, if any (for events; never the secret). */
   chapUser?: string;
+  /** How the initiator authenticated. */
+  authMethod: 'None' | 'CHAP';
+  /** The CHAP_A algorithm used, when authMethod is CHAP. */
+  chapAlgorithm?: 'MD5' | 'SHA1' | 'SHA256' | 'SHA3-256';
+  /** Whether the initiator also authenticated the target (mutual CHAP). */
+  mutualChap?: boolean;
 }
