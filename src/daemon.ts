@@ -14,6 +14,7 @@ import { createTftpService, netbootRoot } from './tftp/service.js';
 import { Inventory } from './inventory/index.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
+import { StorageService } from './storage/service.js';
 import { VERSION } from './version.js';
 
 export interface Daemon {
@@ -24,6 +25,7 @@ export interface Daemon {
   apiTokenFile?: string;
   dhcp?: DhcpServer;
   tftp?: TftpServer;
+  storage: StorageService;
   reload(): void;
   stop(): Promise<void>;
 }
@@ -58,7 +60,9 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
       maxDiscovered: config.boot.maxDiscovered,
       templates: () => templates,
     });
+    const storage = new StorageService(config, inventory, log, metrics);
     const app = await buildApp({
+      storage,
       inventory,
       boot,
       metrics,
@@ -90,17 +94,27 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
     let dhcp: DhcpServer | undefined;
     let tftp: TftpServer | undefined;
     try {
+      // The target comes up before DHCP: a host told to boot must find its disk served.
+      await storage.start();
       tftp = createTftpService({ config, inventory, logger: log, registry: metrics.registry });
       await tftp?.start();
       dhcp = createDhcpService({ config, inventory, logger: log, registry: metrics.registry, httpPort: port });
       await dhcp?.start();
     } catch (err) {
       await tftp?.stop();
+      await storage.stop();
       await app.close();
       throw err;
     }
     log.info(
-      { url, version: VERSION, templates: templates.names(), dhcp: dhcp ? config.dhcp.mode : 'off', tftp: tftp ? `${config.tftp.listen}:${tftp.port}` : 'off' },
+      {
+        url,
+        version: VERSION,
+        templates: templates.names(),
+        dhcp: dhcp ? config.dhcp.mode : 'off',
+        tftp: tftp ? `${config.tftp.listen}:${tftp.port}` : 'off',
+        iscsi: storage.portalAddress ? `${storage.portalAddress.address}:${storage.portalAddress.port}` : 'off',
+      },
       'hiveboot is up',
     );
 
@@ -112,6 +126,7 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
       apiTokenFile: token.file,
       dhcp,
       tftp,
+      storage,
       reload() {
         // Templates are swapped only when the new set loads completely: a typo never takes boots down.
         try {
@@ -126,6 +141,7 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
           clearInterval(pruneTimer);
           await dhcp?.stop();
           await tftp?.stop();
+          await storage.stop();
           // close() stops accepting, waits for in-flight requests, then the database is closed last.
           await app.close();
           inventory.close();

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { BootService } from '../boot/service.js';
 import type { Inventory } from '../inventory/index.js';
 import type { Metrics } from '../metrics.js';
+import type { HostStorage } from '../storage/service.js';
 import type { FileStore } from '../tftp/files.js';
 import { errorHandler, errorBody } from './errors.js';
 import { bootRoutes } from './routes/boot.js';
@@ -27,6 +28,8 @@ export interface AppDeps {
   version: string;
   /** The TFTP root, also served at /netboot/ for HTTP boot. */
   netboot?: FileStore;
+  /** Disk provisioning and the built-in target; absent when hiveboot does not manage disks. */
+  storage?: HostStorage;
 }
 
 export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;

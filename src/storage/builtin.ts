@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { access, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Host } from '../inventory/hosts.js';
+import { ConflictError } from '../model/errors.js';
 import type { Inventory } from '../inventory/index.js';
 import { createCowOverlay } from '../iscsi/backing/index.js';
 import { newChapPair, newChapSecret } from './credentials.js';
@@ -187,10 +188,10 @@ export class BuiltinProvisioner {
   }
 }
 
-export class RotationError extends Error {
+/** The host's credentials are not ours to rotate (HTTP 409). */
+export class RotationError extends ConflictError {
   constructor(message: string) {
-    super(message);
-    this.name = 'RotationError';
+    super(message, 'disk');
   }
 }
 

@@ -3,12 +3,18 @@ import { Type } from 'typebox';
 import { hostView } from '../../../inventory/index.js';
 import { normalizeMac } from '../../../model/identifiers.js';
 import { HostApprove, HostCreate, HostState, HostUpdate, HostView, EventView } from '../../../model/schemas.js';
+import { ConflictError } from '../../../model/errors.js';
 import type { AppDeps } from '../../app.js';
 import { errors, MacParams } from './common.js';
 
 export const hostRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) => {
   const hosts = deps.inventory.hosts;
   const actor = (ip: string) => ({ stage: 'api', sourceIp: ip });
+  /** Lets storage provision or withdraw the host's disk, then answers with the host as it is now. */
+  const settled = async (mac: string) => {
+    await deps.storage?.afterChange(mac);
+    return hosts.get(mac);
+  };
 
   app.get(
     '/hosts',
@@ -26,7 +32,10 @@ export const hostRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) => {
   app.post(
     '/hosts',
     { schema: { tags: ['hosts'], summary: 'Register a host', body: HostCreate, response: { 201: HostView, ...errors } } },
-    async (req, reply) => reply.status(201).send(hostView(hosts.create(req.body, actor(req.ip)))),
+    async (req, reply) => {
+      const host = hosts.create(req.body, actor(req.ip));
+      return reply.status(201).send(hostView(await settled(host.mac)));
+    },
   );
 
   app.get(
@@ -38,14 +47,26 @@ export const hostRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) => {
   app.patch(
     '/hosts/:mac',
     { schema: { tags: ['hosts'], summary: 'Change a host', params: MacParams, body: HostUpdate, response: { 200: HostView, ...errors } } },
-    async (req) => hostView(hosts.update(req.params.mac, req.body, actor(req.ip))),
+    async (req) => hostView(await settled(hosts.update(req.params.mac, req.body, actor(req.ip)).mac)),
   );
 
   app.delete(
     '/hosts/:mac',
-    { schema: { tags: ['hosts'], summary: 'Remove a host (its events stay)', params: MacParams, response: { 204: Type.Null(), ...errors } } },
+    {
+      schema: {
+        tags: ['hosts'],
+        summary: 'Remove a host (its events stay; its disk data too unless deleteDisk=true)',
+        params: MacParams,
+        querystring: Type.Object({
+          deleteDisk: Type.Optional(Type.Boolean({ default: false, description: 'also delete the disk hiveboot provisioned for it' })),
+        }),
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
     async (req, reply) => {
-      hosts.remove(req.params.mac, actor(req.ip));
+      const mac = hosts.get(req.params.mac).mac;
+      hosts.remove(mac, actor(req.ip));
+      await deps.storage?.release(mac, { deleteData: req.query.deleteDisk === true });
       return reply.status(204).send(null);
     },
   );
@@ -66,7 +87,23 @@ export const hostRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       },
     },
     async (req) =>
-      hostView(hosts.approve(req.params.mac, { ...(req.body ?? {}), defaultProfile: deps.defaultProfile }, actor(req.ip))),
+      hostView(await settled(hosts.approve(req.params.mac, { ...(req.body ?? {}), defaultProfile: deps.defaultProfile }, actor(req.ip)).mac)),
+  );
+
+  app.post(
+    '/hosts/:mac/disk/rotate-chap',
+    {
+      schema: {
+        tags: ['hosts'],
+        summary: 'Give the host a new CHAP secret (its built-in target takes it at once; the host gets it with its next boot script)',
+        params: MacParams,
+        response: { 200: HostView, ...errors },
+      },
+    },
+    async (req) => {
+      if (!deps.storage) throw new ConflictError('disk: hiveboot does not manage disks here (storage.backend)', 'disk');
+      return hostView(await deps.storage.rotateChap(hosts.get(req.params.mac).mac));
+    },
   );
 
   app.get(
