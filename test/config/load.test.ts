@@ -37,6 +37,18 @@ const DEFAULTS = {
   // DHCP is not served until interfaces are named: a fresh install never answers on a real network.
   dhcp: { mode: 'proxy', interfaces: [], bootFiles: {}, subnets: [], ports: { server: 67, pxe: 4011, client: 68 } },
   tftp: { enabled: true, listen: '0.0.0.0', port: 69, maxTransfers: 64, timeoutMs: 1000, retries: 5 },
+  // The built-in target serves hosts' disks by default: one machine runs the whole path with no Ceph.
+  iscsi: {
+    enabled: true,
+    listen: '0.0.0.0',
+    port: 3260,
+    portals: [],
+    targetIqnPrefix: 'iqn.2026-01.io.hiveboot',
+    discoveryNeedsChap: true,
+    nopIntervalSeconds: 10,
+    nopTimeoutSeconds: 30,
+  },
+  storage: { backend: 'builtin', mutualChap: false },
   log: { level: 'info' },
 };
 
