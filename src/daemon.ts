@@ -63,6 +63,7 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
     const storage = new StorageService(config, inventory, log, metrics);
     const app = await buildApp({
       storage,
+      k3s: config.k3s,
       inventory,
       boot,
       metrics,

@@ -149,6 +149,16 @@ export const StorageConfig = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+export const K3sConfig = Type.Object(
+  {
+    serverUrl: Type.Optional(
+      Type.String({ pattern: '^https://[^\\s/$#]+(:\\d+)?/?$', description: 'K3s server URL the agents join, e.g. https://10.0.0.10:6443' }),
+    ),
+    tokenFile: Type.Optional(Type.String({ description: 'file holding the K3s agent token (0600); given only to the host asking for its own config' })),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const LogConfig = Type.Object({ level: LogLevel }, { additionalProperties: false, default: {} });
 
 export const Config = Type.Object(
@@ -162,6 +172,7 @@ export const Config = Type.Object(
     tftp: TftpConfig,
     iscsi: IscsiConfig,
     storage: StorageConfig,
+    k3s: K3sConfig,
     log: LogConfig,
   },
   { additionalProperties: false, default: {} },

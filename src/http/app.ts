@@ -30,6 +30,8 @@ export interface AppDeps {
   netboot?: FileStore;
   /** Disk provisioning and the built-in target; absent when hiveboot does not manage disks. */
   storage?: HostStorage;
+  /** What booted hosts are told to join. */
+  k3s?: { serverUrl?: string; tokenFile?: string };
 }
 
 export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;

@@ -49,6 +49,7 @@ const DEFAULTS = {
     nopTimeoutSeconds: 30,
   },
   storage: { backend: 'builtin', mutualChap: false },
+  k3s: {},
   log: { level: 'info' },
 };
 

@@ -3,7 +3,9 @@
 // driver via qemu-io, libiscsi's iscsi-inq) use them; rotation and removal behave as an operator expects.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +13,7 @@ import { startTestDaemon, type TestDaemon } from '../http/helpers.js';
 
 const run = promisify(execFile);
 const GOLDEN_SIZE = 16 * 1024 * 1024;
+const K3S_TOKEN = 'K10abcdef0123456789::server:s3cr3tt0k3n';
 
 async function tool(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
   try {
@@ -36,6 +39,7 @@ describe('builtin storage: registration gives a host its own disk', () => {
   let token: string;
   let golden: string;
   let goldenSha: string;
+  let tokenFile: string;
 
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${t.url}${path}`, {
@@ -58,7 +62,10 @@ describe('builtin storage: registration gives a host its own disk', () => {
   };
 
   beforeAll(async () => {
-    t = await startTestDaemon({ boot: { defaultProfile: 'debian-k3s' } });
+    const tokenDir = mkdtempSync(join(tmpdir(), 'hiveboot-k3s-'));
+    tokenFile = join(tokenDir, 'k3s-token');
+    writeFileSync(tokenFile, `${K3S_TOKEN}\n`, { mode: 0o600 });
+    t = await startTestDaemon({ boot: { defaultProfile: 'debian-k3s' }, k3s: { serverUrl: 'https://10.0.0.10:6443', tokenFile } });
     token = readFileSync(t.daemon.apiTokenFile!, 'utf8').trim();
     golden = join(t.stateDir, 'golden.raw');
     const pattern = Buffer.alloc(GOLDEN_SIZE);
@@ -116,6 +123,49 @@ describe('builtin storage: registration gives a host its own disk', () => {
     expect(cross.code).not.toBe(0);
     expect(cross.out).toMatch(/Authorization failure/);
     expect(createHash('sha256').update(readFileSync(golden)).digest('hex')).toBe(goldenSha);
+  });
+
+  it('gives a host its own config only while it is logged in to its disk from the address it booted from', async () => {
+    const mac = '52:54:00:00:00:01';
+    const script = await bootScript(mac); // the host's boot: its address is now 127.0.0.1
+    const refused = await fetch(`${t.url}/v1/hosts/self/config`);
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).not.toContain(K3S_TOKEN);
+    let events = (await api('GET', `/v1/hosts/${mac}/events`)).json.items as { stage: string; message: string; reason: string | null }[];
+    expect(events.find((e) => e.message === 'config refused')?.reason).toMatch(/not logged in/);
+
+    // The host's initiator holds its session while it asks (qemu-io sleeps inside an open session).
+    const disk = (await api('GET', `/v1/hosts/${mac}`)).json.disk as DiskView;
+    const opts = `driver=iscsi,transport=tcp,portal=${disk.portals[0]},target=${disk.targetIqn},lun=0,user=${disk.chapUser},password-secret=sec0,initiator-name=iqn.2026-01.io.hiveboot:w1`;
+    const session = spawn('qemu-io', ['--object', `secret,id=sec0,data=${secretOf(script)}`, '--image-opts', opts, '-c', 'sleep 5000'], { stdio: 'ignore' });
+    try {
+      let res: Response | undefined;
+      for (let i = 0; i < 50; i++) {
+        res = await fetch(`${t.url}/v1/hosts/self/config`);
+        if (res.status === 200) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(res!.status).toBe(200);
+      const config = (await res!.json()) as { hostname: string; nodeName: string; dropIn: { path: string; content: string } };
+      expect(config.hostname).toBe('w1');
+      expect(config.dropIn.path).toBe('/etc/rancher/k3s/config.yaml.d/50-hiveboot.yaml');
+      expect(config.dropIn.content).toContain('server: https://10.0.0.10:6443');
+      expect(config.dropIn.content).toContain(`token: ${K3S_TOKEN}`);
+      expect(config.dropIn.content).toContain('node-name: w1');
+      const reported = await fetch(`${t.url}/v1/hosts/self/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ stage: 'os-up', message: 'Debian up' }),
+      });
+      expect(reported.status).toBe(204);
+    } finally {
+      session.kill('SIGKILL');
+    }
+    events = (await api('GET', `/v1/hosts/${mac}/events`)).json.items as { stage: string; message: string; reason: string | null }[];
+    const stages = events.map((e) => e.stage).reverse();
+    expect(stages).toContain('iscsi-login');
+    expect(stages.indexOf('config-fetched')).toBeLessThan(stages.lastIndexOf('os-up'));
+    expect(t.log.text()).not.toContain(K3S_TOKEN);
   });
 
   it('rotating the CHAP secret refuses the old one and accepts the new one', async () => {

@@ -147,12 +147,23 @@ export function hostCommand(): Command {
   host
     .command('rm <mac>')
     .alias('remove')
-    .description('remove a machine (its events are kept)')
+    .description('remove a machine (its events are kept; its disk data too unless --delete-disk)')
+    .option('--delete-disk', 'also delete the disk hiveboot provisioned for it')
+    .action(async (mac: string, o, cmd: Command) => {
+      const { api, out } = ctx(cmd);
+      await api.delete(`/v1/hosts/${enc(mac)}${o.deleteDisk ? '?deleteDisk=true' : ''}`);
+      if (out.format === 'json') return out.json({ removed: mac, diskDeleted: o.deleteDisk === true });
+      out.line(`removed ${mac}${o.deleteDisk ? ' and its disk' : ''}`);
+    });
+
+  host
+    .command('rotate-chap <mac>')
+    .description("give the machine a new CHAP secret (its target takes it at once; the machine gets it at its next boot)")
     .action(async (mac: string, _o, cmd: Command) => {
       const { api, out } = ctx(cmd);
-      await api.delete(`/v1/hosts/${enc(mac)}`);
-      if (out.format === 'json') return out.json({ removed: mac });
-      out.line(`removed ${mac}`);
+      const h = await api.post<HostView>(`/v1/hosts/${enc(mac)}/disk/rotate-chap`, {});
+      if (out.format === 'json') return out.json(h);
+      out.line(`rotated the CHAP secret of ${h.mac}${h.hostname ? ` (${h.hostname})` : ''}; it takes effect at its next boot`);
     });
 
   host

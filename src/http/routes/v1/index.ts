@@ -6,12 +6,15 @@ import { eventRoutes } from './events.js';
 import { hostRoutes } from './hosts.js';
 import { imageRoutes } from './images.js';
 import { profileRoutes } from './profiles.js';
+import { selfRoutes } from './self.js';
 
-/** /v1: the REST API. Everything needs the bearer token except /v1/discover, which firmware calls. */
+/** /v1: the REST API. Everything needs the bearer token except /v1/discover (firmware) and /v1/hosts/self/* (booted hosts). */
 export const apiRoutes: FastifyPluginAsync<AppDeps> = async (app, opts) => {
   // The prefix option belongs to this plugin only; children get the plain dependencies.
   const { prefix: _prefix, ...deps } = opts as AppDeps & { prefix?: string };
   await app.register(discoverRoutes, deps);
+  // Booted hosts have no token: they are identified by address and iSCSI session (see self.ts).
+  await app.register(selfRoutes, deps);
   await app.register(async (authed) => {
     authed.addHook('onRequest', bearerAuth(deps.apiToken));
     await authed.register(hostRoutes, deps);
