@@ -458,7 +458,7 @@ export class IscsiConnection {
       // A command doomed whatever its data (bad CDB, out of range, read-only) fails before its
       // Data-Out is solicited; one too big to buffer (or for no such LUN) is never allocated.
       const refusal = !handler
-        ? absentLunResult(pdu.cdb)
+        ? absentLunResult(pdu.cdb, this.lunList())
         : edtl > limit
           ? checkCondition(SenseCode.InvalidFieldInCdb)
           : handler.validate?.(pdu.cdb);
@@ -593,12 +593,16 @@ export class IscsiConnection {
     this.respond(task, result);
   }
 
+  private lunList(): number[] {
+    return this.entry ? [...this.entry.luns.keys()].sort((a, b) => a - b) : [];
+  }
+
   /** REPORT LUNS and INQUIRY must answer on any LUN (SPC-4 §6.6, §6.33); the rest: no such LUN. */
   private async absentLun(pdu: ScsiCommandPdu): Promise<ScsiResult> {
     const opcode = pdu.cdb[0];
     const any = this.entry ? this.entry.luns.values().next().value : undefined;
     if (opcode === 0xa0 && any) return any.execute({ cdb: pdu.cdb, expectedLength: pdu.expectedLength });
-    return absentLunResult(pdu.cdb);
+    return absentLunResult(pdu.cdb, this.lunList());
   }
 
   private respond(task: Task, result: ScsiResult): void {

@@ -10,6 +10,30 @@ import { startTestTarget, type TestTarget } from '../support/iscsi-target.js';
 
 const run = promisify(execFile);
 
+/**
+ * The one case where we follow SBC-4 rather than libiscsi 1.19: WriteSame10.UnmapUntilEnd sends a
+ * block of 0xFF with UNMAP=1 and expects zeroes back. SBC-4 says a read after WRITE SAME returns the
+ * block that was sent, so a non-zero block is written, not unmapped (as QEMU's scsi-disk does; the
+ * WRITE SAME(16) version of the same test sends zeroes and passes). tgtd "passes" by discarding data.
+ */
+const KNOWN_DISAGREEMENTS = ['UnmapUntilEnd'];
+
+/**
+ * Names of the tests iscsi-test-cu reports as failed: CUnit ends a failed test's output with a line
+ * "FAILED" (or "...FAILED" on the test's own line). "[FAILED]" inside a message is just a log line of
+ * a negative test, which then ends with "passed".
+ */
+function failedTests(out: string): string[] {
+  const names: string[] = [];
+  for (const block of out.split(/\n(?=\s*Test: )/)) {
+    const name = /^\s*Test: (\S+)/.exec(block)?.[1];
+    if (!name) continue;
+    const own = block.split(/\n(?=Suite:)/)[0]!;
+    if (/^FAILED\s*$/m.test(own) || /\.\.\.FAILED\s*$/m.test(own)) names.push(name);
+  }
+  return names.sort();
+}
+
 const W1 = 'iqn.2026-01.io.hiveboot:w1';
 const W2 = 'iqn.2026-01.io.hiveboot:w2';
 const W3 = 'iqn.2026-01.io.hiveboot:w3-mutual';
@@ -117,10 +141,11 @@ describe('built-in target with libiscsi', () => {
     for (const family of families) {
       const r = await tool('iscsi-test-cu', ['-d', `--test=${family}`, url()], 120_000);
       const summary = /tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(r.out);
-      if (r.code !== 0 || !summary || summary[4] !== '0') failures.push(`${family}: exit ${r.code}\n${r.out.split('\n').filter((l) => /FAIL/.test(l)).join('\n')}`);
-      else expect(Number(summary[2])).toBeGreaterThan(0);
+      expect(summary, `${family}: ${r.out.slice(-500)}`).not.toBeNull();
+      expect(Number(summary![2]), `${family} ran no test`).toBeGreaterThan(0);
+      failures.push(...failedTests(r.out).map((t) => `${family}: ${t}`));
     }
-    expect(failures).toEqual([]);
+    expect(failures).toEqual(KNOWN_DISAGREEMENTS.map((t) => `SCSI.WriteSame10: ${t}`));
   }, 300_000);
 
   it('does at least as well as tgtd (222 of 230) on iscsi-test-cu --test=ALL', async () => {
@@ -130,6 +155,7 @@ describe('built-in target with libiscsi', () => {
     const [, total, ran, passed] = summary!.map(Number);
     expect(total).toBe(230);
     expect(ran).toBe(230);
-    expect(passed, r.out.split('\n').filter((l) => /FAIL/.test(l)).join('\n')).toBeGreaterThanOrEqual(229);
+    expect(failedTests(r.out)).toEqual(KNOWN_DISAGREEMENTS);
+    expect(passed).toBe(230 - KNOWN_DISAGREEMENTS.length);
   }, 240_000);
 });

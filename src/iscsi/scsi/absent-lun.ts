@@ -1,10 +1,10 @@
 /**
- * Answers for a LUN the target does not have (SPC-4 §4.6.19 and §6.6.2). Initiators probe LUNs that
+ * Answers for a LUN the target does not have (SPC-4, INQUIRY and REQUEST SENSE). Initiators probe LUNs that
  * may not exist: Linux sends REPORT LUNS and INQUIRY to LUN 0 even when a target only exports LUN 1,
  * so the transport needs a well-formed answer for them without a LogicalUnit behind the LUN:
  *  - INQUIRY (standard): peripheral qualifier 011b, device type 1Fh: "no logical unit here";
  *  - REPORT LUNS: the target's LUN list, which does not depend on the addressed LUN;
- *  - REQUEST SENSE: GOOD with sense data ILLEGAL REQUEST / LOGICAL UNIT NOT SUPPORTED (SPC-4 §6.39);
+ *  - REQUEST SENSE: GOOD with sense data ILLEGAL REQUEST / LOGICAL UNIT NOT SUPPORTED (SPC-4 REQUEST SENSE);
  *  - anything else: CHECK CONDITION, ILLEGAL REQUEST / LOGICAL UNIT NOT SUPPORTED.
  */
 import { u16, u32 } from './cdb.js';

@@ -3,9 +3,9 @@
  * data flows and how much, and where the LBA and block count are for medium-access commands.
  *
  * One table serves four purposes, so they cannot drift apart:
- *  - REPORT SUPPORTED OPERATION CODES reports `usage` as the CDB USAGE DATA (SPC-4 §6.35.3);
+ *  - REPORT SUPPORTED OPERATION CODES reports `usage` as the CDB USAGE DATA (SPC-4);
  *  - any CDB bit outside `usage` is refused with INVALID FIELD IN CDB and a bit-exact field pointer
- *    (SPC-4 §4.3.2 lets a device server check reserved fields; the protection fields RDPROTECT /
+ *    (SPC-4 lets a device server check reserved fields; the protection fields RDPROTECT /
  *    WRPROTECT / VRPROTECT and ANCHOR are left out because we support neither, and SBC-4 wants them
  *    refused when not zero);
  *  - `transfer` tells the transport the data direction and size before any data arrives (R2T);
@@ -32,8 +32,8 @@ export interface MediumRange {
   lengthByte: number;
   limit: LengthLimit;
   /**
-   * A block count of 0 means "up to the last LBA": WRITE SAME with WSNZ=0 (SBC-4 §5.48) and SYNCHRONIZE
-   * CACHE (SBC-4 §5.26).
+   * A block count of 0 means "up to the last LBA": WRITE SAME with WSNZ=0 and SYNCHRONIZE
+   * CACHE (SBC-4, both commands).
    */
   zeroMeansToEnd?: boolean;
 }
@@ -47,15 +47,15 @@ export interface CommandInfo {
   usage: readonly number[];
   transfer: (cdb: Buffer, blockSize: number) => Transfer;
   range?: MediumRange;
-  /** Changes the medium: refused with DATA PROTECT on a read-only unit (SBC-4 §4.10). */
+  /** Changes the medium: refused with DATA PROTECT on a read-only unit (SBC-4, write protection). */
   writes?: boolean;
-  /** Only implemented on thin units (LBPME=1): UNMAP (SBC-4 §4.7.3.4). */
+  /** Only implemented on thin units (LBPME=1): UNMAP, which SBC-4 ties to LBPU. */
   thinOnly?: boolean;
 }
 
 /**
  * Bits of the CONTROL byte we accept and ignore: the vendor-specific bits 7–6 and the obsolete FLAG
- * bit. NACA must be refused because we report NORMACA=0 (SAM-5 §5.11.2); LINK is obsolete and refused.
+ * bit. NACA must be refused because we report NORMACA=0 (SAM-5, NACA bit); LINK is obsolete and refused.
  */
 export const CONTROL_BYTE_IGNORED = 0xc2;
 
@@ -64,7 +64,7 @@ const dataIn = (length: number): Transfer => (length > 0 ? { direction: 'read', 
 const dataOut = (length: number): Transfer => (length > 0 ? { direction: 'write', length } : NONE);
 
 const lba6 = (cdb: Buffer) => u24(cdb, 1) & 0x1f_ffff;
-/** SBC-4 §5.15 / §5.38: a TRANSFER LENGTH of 0 in READ(6)/WRITE(6) means 256 blocks. */
+/** SBC-4 READ(6)/WRITE(6): a TRANSFER LENGTH of 0 means 256 blocks. */
 const blocks6 = (cdb: Buffer) => cdb[4]! || 256;
 const lba10 = (cdb: Buffer) => u32(cdb, 2);
 const blocks10 = (cdb: Buffer) => u16(cdb, 7);
@@ -80,13 +80,13 @@ const range16: MediumRange = { lba: lba16, blocks: blocks16, lengthByte: 10, lim
 const blocksIn = (r: MediumRange) => (cdb: Buffer, bs: number) => dataIn(r.blocks(cdb) * bs);
 const blocksOut = (r: MediumRange) => (cdb: Buffer, bs: number) => dataOut(r.blocks(cdb) * bs);
 
-/** BYTCHK (SBC-4 §5.41): 01b compares a block per LBA, 11b compares one block against every LBA. */
+/** BYTCHK (SBC-4 VERIFY): 01b compares a block per LBA, 11b compares one block against every LBA. */
 export const bytchk = (cdb: Buffer): number => (cdb[1]! >> 1) & 0x03;
 const verifyOut = (r: MediumRange) => (cdb: Buffer, bs: number) => {
   const check = bytchk(cdb);
   return check === 1 ? dataOut(r.blocks(cdb) * bs) : check === 3 ? dataOut(bs) : NONE;
 };
-/** WRITE SAME(16) NDOB (SBC-4 §5.50): no Data-Out, the block is zeroes. */
+/** WRITE SAME(16) NDOB (SBC-4): no Data-Out, the block is zeroes. */
 export const ndob = (cdb: Buffer): boolean => cdb[0] === Op.WriteSame16 && (cdb[1]! & 0x01) !== 0;
 
 // CDB usage data. READ: DPO, FUA, RARC, FUA_NV in byte 1; WRITE: DPO, FUA, FUA_NV; VERIFY and WRITE AND
@@ -97,17 +97,14 @@ const VERIFY_FLAGS = 0x16;
 const GROUP = 0x3f;
 const ALL = 0xff;
 
-const read6: CommandInfo = {
-  name: 'READ(6)',
-  opcode: Op.Read6,
-  cdbLength: 6,
-  usage: [Op.Read6, 0x1f, ALL, ALL, ALL, 0],
-  transfer: blocksIn(range6),
-  range: range6,
-};
-
 export const CATALOG: readonly CommandInfo[] = [
-  { name: 'TEST UNIT READY', opcode: Op.TestUnitReady, cdbLength: 6, usage: [0x00, 0, 0, 0, 0, 0], transfer: () => NONE },
+  {
+    name: 'TEST UNIT READY',
+    opcode: Op.TestUnitReady,
+    cdbLength: 6,
+    usage: [Op.TestUnitReady, 0, 0, 0, 0, 0],
+    transfer: () => NONE,
+  },
   {
     name: 'REQUEST SENSE',
     opcode: Op.RequestSense,
@@ -116,7 +113,14 @@ export const CATALOG: readonly CommandInfo[] = [
     usage: [Op.RequestSense, 0x01, 0, 0, ALL, 0],
     transfer: (cdb) => dataIn(cdb[4]!),
   },
-  read6,
+  {
+    name: 'READ(6)',
+    opcode: Op.Read6,
+    cdbLength: 6,
+    usage: [Op.Read6, 0x1f, ALL, ALL, ALL, 0],
+    transfer: blocksIn(range6),
+    range: range6,
+  },
   {
     name: 'WRITE(6)',
     opcode: Op.Write6,
@@ -137,7 +141,7 @@ export const CATALOG: readonly CommandInfo[] = [
     name: 'MODE SELECT(6)',
     opcode: Op.ModeSelect6,
     cdbLength: 6,
-    // PF only: SP=1 (save pages) is refused since we have no saved values (SPC-4 §6.11).
+    // PF only: SP=1 (save pages) is refused since we have no saved values (SPC-4 MODE SELECT: SP).
     usage: [Op.ModeSelect6, 0x10, 0, 0, ALL, 0],
     transfer: (cdb) => dataOut(cdb[4]!),
   },
@@ -159,7 +163,7 @@ export const CATALOG: readonly CommandInfo[] = [
     name: 'READ CAPACITY(10)',
     opcode: Op.ReadCapacity10,
     cdbLength: 10,
-    // LOGICAL BLOCK ADDRESS and PMI are obsolete in SBC-4 (§5.20) and ignored.
+    // LOGICAL BLOCK ADDRESS and PMI are obsolete in SBC-4 and ignored.
     usage: [Op.ReadCapacity10, 0, ALL, ALL, ALL, ALL, 0, 0, 0x01, 0],
     transfer: () => dataIn(8),
   },
@@ -313,7 +317,7 @@ export const CATALOG: readonly CommandInfo[] = [
     opcode: Op.ServiceActionIn16,
     serviceAction: ServiceAction.ReadCapacity16,
     cdbLength: 16,
-    // LOGICAL BLOCK ADDRESS and PMI are obsolete (SBC-4 §5.21) and ignored.
+    // LOGICAL BLOCK ADDRESS and PMI are obsolete (SBC-4 READ CAPACITY(16)) and ignored.
     usage: [Op.ServiceActionIn16, 0x1f, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, ALL, 0x01, 0],
     transfer: (cdb) => dataIn(u32(cdb, 10)),
   },

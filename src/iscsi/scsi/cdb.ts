@@ -1,5 +1,5 @@
 /**
- * Reading CDB fields. All multi-byte fields are big-endian (SPC-4 §4.3.1). Callers check the CDB length
+ * Reading CDB fields. All multi-byte fields are big-endian (SPC-4). Callers check the CDB length
  * against the command's catalogue entry first, so these never read past the end.
  */
 
@@ -19,7 +19,7 @@ export function putU64(b: Buffer, at: number, value: number): void {
   b.writeUInt32BE(value % 0x1_0000_0000, at + 4);
 }
 
-/** The service action of a command that has one: the low 5 bits of byte 1 (SPC-4 §4.2.5.2). */
+/** The service action of a command that has one: the low 5 bits of byte 1 (SPC-4). */
 export const serviceAction = (cdb: Buffer): number => (cdb.length > 1 ? cdb[1]! & 0x1f : 0);
 
 /** The highest set bit of a byte, for the sense bit pointer. */

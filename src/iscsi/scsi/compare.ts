@@ -1,6 +1,6 @@
 /**
  * Where two equally long buffers first differ, for the MISCOMPARE sense INFORMATION field
- * (SBC-4 §5.41: the offset of the first byte that did not match). The comparison stays native:
+ * (SBC-4 VERIFY: the offset of the first byte that did not match). The comparison stays native:
  * Buffer.equals on large pieces, then halving the first differing piece, so a 32 MiB VERIFY costs one
  * memcmp pass plus a few dozen small ones, never a JavaScript loop over every byte.
  */

@@ -1,6 +1,6 @@
 /**
- * INQUIRY data: the standard page (SPC-4 §6.6.2) and the vital product data pages a block device reports
- * (SPC-4 §7.8, SBC-4 §6.6). Builders are pure: the unit's identity and limits in, the full page out; the
+ * INQUIRY data: the standard page (SPC-4) and the vital product data pages a block device reports
+ * (SPC-4 and SBC-4 VPD parameters). Builders are pure: the unit's identity and limits in, the full page out; the
  * INQUIRY command applies the allocation length.
  */
 import type { Unit } from './unit.js';
@@ -17,7 +17,7 @@ export const VpdPage = {
   LogicalBlockProvisioning: 0xb2,
 } as const;
 
-/** Ascending, as SPC-4 §7.8.13 requires of the Supported VPD Pages list. */
+/** Ascending, as SPC-4 requires of the Supported VPD Pages list. */
 export const SUPPORTED_VPD_PAGES: readonly number[] = [
   VpdPage.SupportedPages,
   VpdPage.UnitSerialNumber,
@@ -28,12 +28,12 @@ export const SUPPORTED_VPD_PAGES: readonly number[] = [
 ];
 
 /**
- * Version descriptors (SPC-4 §6.6.2, table 148): SAM-5, iSCSI, SPC-4, SBC-3. SBC-3 is the one initiators
+ * Version descriptors (SPC-4, standard INQUIRY data): SAM-5, iSCSI, SPC-4, SBC-3. SBC-3 is the one initiators
  * look for (libiscsi gates its SBC-3 checks and Linux its READ CAPACITY(16) use on it).
  */
 const VERSION_DESCRIPTORS = [0x00a0, 0x0960, 0x0460, 0x04c0] as const;
 
-/** SPC-4 §4.3.1: ASCII fields hold 20h–7Eh only, left-aligned and padded with spaces. */
+/** SPC-4: ASCII fields hold 20h–7Eh only, left-aligned and padded with spaces. */
 export function asciiField(value: string, width: number): Buffer {
   const out = Buffer.alloc(width, 0x20);
   for (let i = 0; i < Math.min(value.length, width); i++) {
@@ -49,7 +49,7 @@ export function standardInquiry(unit: Unit): Buffer {
   b[0] = PERIPHERAL;
   b[1] = 0x00; // RMB=0: not removable
   b[2] = 0x06; // VERSION: SPC-4
-  b[3] = 0x12; // HISUP=1 (we code LUNs per SAM-5 §4.7), RESPONSE DATA FORMAT=2
+  b[3] = 0x12; // HISUP=1 (we code LUNs per SAM-5), RESPONSE DATA FORMAT=2
   b[4] = b.length - 5; // ADDITIONAL LENGTH
   b[5] = 0x00; // no ACC, TPGS (no ALUA), 3PC or PROTECT
   b[6] = 0x00;
@@ -66,7 +66,7 @@ function vpd(page: number, body: Buffer): Buffer {
   return Buffer.concat([header, body]);
 }
 
-/** One designation descriptor (SPC-4 §7.8.6.1). */
+/** One designation descriptor (SPC-4, Device Identification VPD page). */
 function designator(codeSet: number, typeAndAssociation: number, value: Buffer, protocol = 0): Buffer {
   return Buffer.concat([Buffer.from([(protocol << 4) | codeSet, typeAndAssociation, 0, value.length]), value]);
 }
@@ -83,7 +83,7 @@ const TYPE_NAA = 0x03;
 const TYPE_SCSI_NAME = 0x08;
 
 /**
- * NAA IEEE Registered Extended (NAA 6h, SPC-4 §7.8.6.6.5): the 16 identity bytes with the NAA nibble
+ * NAA IEEE Registered Extended (NAA 6h, SPC-4): the 16 identity bytes with the NAA nibble
  * forced to 6. This is the designator Linux uses for the disk's WWN (/dev/disk/by-id/wwn-0x6…) and
  * multipath uses to match paths, so it must never change for a LUN.
  */
@@ -94,7 +94,7 @@ export function naaDesignator(naaId: Buffer): Buffer {
   return value;
 }
 
-/** SCSI name string (SPC-4 §7.8.6.11): UTF-8, NUL-terminated, padded to a multiple of 4, at most 256. */
+/** SCSI name string (SPC-4): UTF-8, NUL-terminated, padded to a multiple of 4, at most 256. */
 function scsiNameString(name: string): Buffer {
   const text = Buffer.from(name, 'utf8').subarray(0, 251);
   const padded = Buffer.alloc((text.length + 1 + 3) & ~3);
@@ -108,11 +108,11 @@ function deviceIdentification(unit: Unit): Buffer {
     VpdPage.DeviceIdentification,
     Buffer.concat([
       designator(CODE_SET_BINARY, ASSOCIATION_LU | TYPE_NAA, naaDesignator(identity.naaId)),
-      // T10 vendor identification (SPC-4 §7.8.6.4): vendor, then a vendor-specific part; the serial.
+      // T10 vendor identification (SPC-4): vendor, then a vendor-specific part; the serial.
       designator(
         CODE_SET_ASCII,
         ASSOCIATION_LU | TYPE_T10_VENDOR,
-        Buffer.concat([asciiField(identity.vendor, 8), asciiField(identity.serial, Math.min(identity.serial.length, 240))]),
+        Buffer.concat([asciiField(identity.vendor, 8), asciiField(identity.serial, Math.min(identity.serial.length, 200))]),
       ),
       designator(
         CODE_SET_UTF8,
@@ -124,7 +124,7 @@ function deviceIdentification(unit: Unit): Buffer {
   );
 }
 
-/** Block Limits (SBC-4 §6.6.4): page length 3Ch, the SBC-3 and later layout. */
+/** Block Limits (SBC-4, Block Limits VPD page): page length 3Ch, the SBC-3 and later layout. */
 function blockLimits(unit: Unit): Buffer {
   const { limits } = unit;
   const thin = unit.device.thin;
@@ -136,7 +136,7 @@ function blockLimits(unit: Unit): Buffer {
   b.writeUInt32BE(limits.maxTransferBlocks, at(8));
   b.writeUInt32BE(limits.optimalTransferBlocks, at(12));
   b.writeUInt32BE(limits.maxPrefetchBlocks, at(16));
-  // Unmap fields must be 0 when UNMAP is not supported (SBC-4 §6.6.4; libiscsi checks it against LBPU).
+  // Unmap fields must be 0 when UNMAP is not supported (SBC-4; libiscsi checks it against LBPU).
   b.writeUInt32BE(thin ? limits.maxUnmapBlocks : 0, at(20));
   b.writeUInt32BE(thin ? limits.maxUnmapDescriptors : 0, at(24));
   b.writeUInt32BE(thin ? limits.unmapGranularityBlocks : 0, at(28));
@@ -146,7 +146,7 @@ function blockLimits(unit: Unit): Buffer {
   return vpd(VpdPage.BlockLimits, b);
 }
 
-/** Block Device Characteristics (SBC-4 §6.6.2): MEDIUM ROTATION RATE 0001h = non-rotating medium. */
+/** Block Device Characteristics (SBC-4): MEDIUM ROTATION RATE 0001h = non-rotating medium. */
 function blockDeviceCharacteristics(): Buffer {
   const b = Buffer.alloc(0x3c);
   b.writeUInt16BE(0x0001, 0);
@@ -154,7 +154,7 @@ function blockDeviceCharacteristics(): Buffer {
 }
 
 /**
- * Logical Block Provisioning (SBC-4 §6.6.5). On a thin unit: UNMAP (LBPU), WRITE SAME(16) and (10) with
+ * Logical Block Provisioning (SBC-4). On a thin unit: UNMAP (LBPU), WRITE SAME(16) and (10) with
  * UNMAP (LBPWS, LBPWS10), and LBPRZ=001b because the BlockDevice contract says deallocated blocks read
  * back as zeroes; provisioning type 010b (thin). A fully provisioned unit reports all of it as zero.
  */

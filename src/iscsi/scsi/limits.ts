@@ -1,5 +1,5 @@
 /**
- * The limits a logical unit advertises in the Block Limits VPD page (SBC-4 §6.6.4) and enforces.
+ * The limits a logical unit advertises in the Block Limits VPD page (SBC-4, Block Limits VPD page) and enforces.
  * Initiators size their I/O from these: Linux sets max_hw_sectors from MAXIMUM TRANSFER LENGTH,
  * io_min from OPTIMAL TRANSFER LENGTH GRANULARITY, and discard / write-zeroes limits from the unmap and
  * write-same fields.
@@ -8,14 +8,12 @@
 export interface BlockLimits {
   /**
    * MAXIMUM TRANSFER LENGTH, in blocks, for READ/WRITE/VERIFY/WRITE AND VERIFY. The transport buffers a
-   * whole command's Data-Out before execute(), so this also bounds per-command memory. The default,
-   * 65536 blocks (32 MiB at 512 B), is far above what Linux sends (its max_sectors_kb defaults to a few
-   * MiB) and is the largest single transfer libiscsi's suite issues.
+   * whole command's Data-Out before execute(), so this also bounds per-command memory.
    */
   maxTransferBlocks: number;
   /** OPTIMAL TRANSFER LENGTH, in blocks; 0 = not reported (Linux then keeps its own default I/O size). */
   optimalTransferBlocks: number;
-  /** OPTIMAL TRANSFER LENGTH GRANULARITY, in blocks: 8 = 4 KiB, the page size of file and RBD backends. */
+  /** OPTIMAL TRANSFER LENGTH GRANULARITY, in blocks. */
   optimalGranularityBlocks: number;
   /** MAXIMUM PREFETCH LENGTH, in blocks. */
   maxPrefetchBlocks: number;
@@ -29,22 +27,30 @@ export interface BlockLimits {
   maxWriteSameBlocks: number;
 }
 
-export const DEFAULT_LIMITS: Readonly<BlockLimits> = Object.freeze({
-  maxTransferBlocks: 65536,
-  optimalTransferBlocks: 0,
-  optimalGranularityBlocks: 8,
-  maxPrefetchBlocks: 65536,
-  // 1 Mi blocks = 512 MiB per command: large enough that mkfs discards a disk in a few dozen commands,
-  // small enough that one command finishes well inside an initiator's 30 s timeout on RBD.
-  maxUnmapBlocks: 1 << 20,
-  maxUnmapDescriptors: 256,
-  unmapGranularityBlocks: 8,
-  maxWriteSameBlocks: 1 << 20,
-});
+/**
+ * The defaults for a block size, set in bytes so they mean the same at 512 and 4096: 32 MiB transfers
+ * (far above what Linux sends — its max_sectors_kb defaults to a few MiB — and the largest single
+ * transfer libiscsi's suite issues), 4 KiB granularity (the page size of file and RBD backends), 512 MiB
+ * per UNMAP or WRITE SAME (few enough commands for mkfs to discard a disk quickly, small enough that one
+ * finishes well inside an initiator's 30 s timeout on RBD).
+ */
+export function defaultLimits(blockSize: number): Readonly<BlockLimits> {
+  const blocks = (bytes: number) => Math.max(1, Math.floor(bytes / blockSize));
+  return Object.freeze({
+    maxTransferBlocks: blocks(32 << 20),
+    optimalTransferBlocks: 0,
+    optimalGranularityBlocks: blocks(4096),
+    maxPrefetchBlocks: blocks(32 << 20),
+    maxUnmapBlocks: blocks(512 << 20),
+    maxUnmapDescriptors: 256,
+    unmapGranularityBlocks: blocks(4096),
+    maxWriteSameBlocks: blocks(512 << 20),
+  });
+}
 
 /** Merges overrides with the defaults; every field must be a positive 32-bit integer. */
-export function resolveLimits(overrides: Partial<BlockLimits> = {}): Readonly<BlockLimits> {
-  const limits: BlockLimits = { ...DEFAULT_LIMITS, ...overrides };
+export function resolveLimits(blockSize: number, overrides: Partial<BlockLimits> = {}): Readonly<BlockLimits> {
+  const limits: BlockLimits = { ...defaultLimits(blockSize), ...overrides };
   for (const [name, value] of Object.entries(limits)) {
     const zeroAllowed = name === 'optimalTransferBlocks';
     if (!Number.isInteger(value) || value < (zeroAllowed ? 0 : 1) || value > 0xffff_ffff) {

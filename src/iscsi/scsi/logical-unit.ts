@@ -32,7 +32,7 @@ import type { BlockRange, Implementation, ModeState, Unit } from './unit.js';
 export interface LogicalUnitOptions {
   device: BlockDevice;
   identity: LogicalUnitIdentity;
-  /** Overrides of the advertised block limits (VPD B0h); see DEFAULT_LIMITS. */
+  /** Overrides of the advertised block limits (VPD B0h); see defaultLimits(). */
   limits?: Partial<BlockLimits>;
   /**
    * Called with an error execute() did not expect (a bug, not a backend I/O error, which is reported
@@ -65,7 +65,7 @@ export class LogicalUnit implements Unit {
     if (identity.naaId.length !== 16) throw new RangeError('identity.naaId must be 16 bytes');
     this.device = device;
     this.identity = identity;
-    this.limits = resolveLimits(options.limits);
+    this.limits = resolveLimits(device.blockSize, options.limits);
     this.blockSize = device.blockSize;
     this.#onInternalError = options.onInternalError;
   }
@@ -112,7 +112,7 @@ export class LogicalUnit implements Unit {
     return checkCondition({ key: SenseKey.HardwareError, asc: Asc.InternalTargetFailure });
   }
 
-  /** The generic checks, in the order SAM-5 §5.3 and the SBC-4 command descriptions imply. */
+  /** The generic checks, in the order SAM-5 and the SBC-4 command descriptions imply. */
   #prepare(cdb: Buffer): Prepared {
     const info = lookup(cdb);
     const impl = info && IMPLEMENTATIONS.get(info);
@@ -127,7 +127,7 @@ export class LogicalUnit implements Unit {
 
 /**
  * INVALID COMMAND OPERATION CODE, or for an opcode that takes service actions, INVALID FIELD IN CDB at
- * the SERVICE ACTION field (SPC-4 §4.2.5.2; libiscsi accepts either for those).
+ * the SERVICE ACTION field (SPC-4; libiscsi accepts either for those).
  */
 function unsupported(cdb: Buffer): SenseError {
   if (cdb.length > 1 && SERVICE_ACTION_OPCODES.has(cdb[0]!)) return invalidFieldInCdb(1, 4);
@@ -145,7 +145,7 @@ function fieldBit(byte: number, refused: number, allowed: number): number {
   return highestBit(refused);
 }
 
-/** CONTROL byte fields (SAM-5 §5.2): reserved 5–3, NACA 2, LINK 0. */
+/** CONTROL byte fields (SAM-5): reserved 5–3, NACA 2, LINK 0. */
 function controlFieldBit(refused: number): number {
   return refused & 0x38 ? 5 : highestBit(refused);
 }

@@ -3,11 +3,11 @@
  * (SPC-4 §4.5.6): a failed read is MEDIUM ERROR / UNRECOVERED READ ERROR, a failed write, flush or
  * deallocation MEDIUM ERROR / WRITE ERROR. Errors that carry a known `code` say more:
  *  - ENOSPC (a thin backend out of space): DATA PROTECT / SPACE ALLOCATION FAILED WRITE PROTECT
- *    (SBC-4 §4.7.3.6), which Linux reports to the filesystem as ENOSPC rather than as an I/O error;
+ *    (SBC-4 thin provisioning), which Linux reports to the filesystem as ENOSPC rather than as an I/O error;
  *  - READ_ONLY (the backing store refused a write): DATA PROTECT / WRITE PROTECTED;
  *  - OUT_OF_RANGE (the device shrank under us): ILLEGAL REQUEST / LBA OUT OF RANGE;
  *  - CLOSED (the device is being closed, e.g. the LUN is going away): NOT READY / LOGICAL UNIT NOT
- *    READY, which initiators retry instead of failing the I/O.
+ *    READY, CAUSE NOT REPORTABLE — the unit is unavailable, the medium has not failed.
  * The codes are matched by value, not by importing the backends' error class: any backend may use them.
  */
 import type { BlockDevice, BlockExtent } from '../backing/block-device.js';

@@ -1,5 +1,5 @@
 /**
- * Mode parameters (SPC-4 §7.5, SBC-4 §6.5): the pages we report, which bits an initiator may change, and
+ * Mode parameters (SPC-4 and SBC-4 mode parameters): the pages we report, which bits an initiator may change, and
  * the MODE SENSE / MODE SELECT parameter lists built from and checked against them. Pure: mode state in,
  * bytes out, and a parsed MODE SELECT list back (applied by the caller only once all of it is valid).
  *
@@ -18,7 +18,7 @@ export const ModePage = {
   All: 0x3f,
 } as const;
 
-/** MODE SENSE PC field (SPC-4 §6.11.1, table 166). */
+/** MODE SENSE PC field (SPC-4). */
 export const PageControl = { Current: 0, Changeable: 1, Default: 2, Saved: 3 } as const;
 
 export const DEFAULT_MODE_STATE: Readonly<ModeState> = Object.freeze({ writeCacheEnabled: true });
@@ -45,7 +45,7 @@ const WCE = 0x04;
 
 const PAGES: readonly PageDef[] = [
   {
-    // Caching (SBC-4 §6.5.5). WCE=1 by default: backends acknowledge writes from the page cache and
+    // Caching (SBC-4). WCE=1 by default: backends acknowledge writes from the page cache and
     // SYNCHRONIZE CACHE / FUA make them durable, which is exactly write-back caching.
     code: ModePage.Caching,
     values: (state) => page(ModePage.Caching, 0x12, (b) => (b[2] = state.writeCacheEnabled ? WCE : 0)),
@@ -55,7 +55,7 @@ const PAGES: readonly PageDef[] = [
     },
   },
   {
-    // Control (SPC-4 §7.5.8): TST=000b (one task set), GLTSD=1 (no log parameters to save), D_SENSE=0
+    // Control (SPC-4): TST=000b (one task set), GLTSD=1 (no log parameters to save), D_SENSE=0
     // (fixed-format sense), QUEUE ALGORITHM MODIFIER=1 (commands may be reordered: the transport runs
     // them concurrently), QERR=00b, SWP=0, BUSY TIMEOUT PERIOD FFFFh (unlimited).
     code: ModePage.Control,
@@ -69,7 +69,7 @@ const PAGES: readonly PageDef[] = [
     apply: () => {},
   },
   {
-    // Informational Exceptions Control (SPC-4 §7.5.11): DEXCPT=1, we have no failure prediction.
+    // Informational Exceptions Control (SPC-4): DEXCPT=1, we have no failure prediction.
     code: ModePage.InformationalExceptions,
     values: () => page(ModePage.InformationalExceptions, 0x0a, (b) => (b[2] = 0x08)),
     changeable: page(ModePage.InformationalExceptions, 0x0a),
@@ -95,7 +95,10 @@ function pageBytes(def: PageDef, pc: number, state: ModeState): Buffer {
   return def.values(pc === PageControl.Default ? { ...DEFAULT_MODE_STATE } : state);
 }
 
-/** Block descriptor (SBC-4 §6.4.2): capacity and block length, or all-zero when asked what may change. */
+/**
+ * Short or long LBA block descriptor (SBC-4): capacity and block length, or all zero when the question is
+ * what may change (nothing).
+ */
 function blockDescriptor(unit: Unit, long: boolean, changeable: boolean): Buffer {
   const b = Buffer.alloc(long ? 16 : 8);
   if (changeable) return b;
@@ -110,10 +113,10 @@ function blockDescriptor(unit: Unit, long: boolean, changeable: boolean): Buffer
   return b;
 }
 
-/** The MODE SENSE(6)/(10) parameter data (SPC-4 §7.5.4–7.5.6), before the allocation length applies. */
+/** The MODE SENSE(6)/(10) parameter data (SPC-4 mode parameter list), before the allocation length applies. */
 export function modeSense(unit: Unit, req: ModeSenseRequest): Buffer {
   if (req.pageControl === PageControl.Saved) {
-    // SPC-4 §6.11.1: saved values not implemented.
+    // SPC-4 MODE SENSE: saved values not implemented.
     throw illegalRequest(Asc.SavingParametersNotSupported, { inCdb: true, byte: 2, bit: 7 });
   }
   // Subpage 00h is the page itself, FFh the page and all its subpages; we have no subpages.
@@ -126,8 +129,9 @@ export function modeSense(unit: Unit, req: ModeSenseRequest): Buffer {
     defs = [def];
   }
   const pages = defs.map((d) => pageBytes(d, req.pageControl, unit.mode));
-  const descriptor = req.dbd ? Buffer.alloc(0) : blockDescriptor(unit, req.ten && req.llbaa, req.pageControl === PageControl.Changeable);
-  // Device-specific parameter (SBC-4 §6.4.1): WP when read-only; DPOFUA=1, we honour DPO and FUA.
+  const changeable = req.pageControl === PageControl.Changeable;
+  const descriptor = req.dbd ? Buffer.alloc(0) : blockDescriptor(unit, req.ten && req.llbaa, changeable);
+  // Device-specific parameter (SBC-4): WP when read-only; DPOFUA=1, we honour DPO and FUA.
   const deviceSpecific = (unit.device.readOnly ? 0x80 : 0) | 0x10;
   let header: Buffer;
   if (req.ten) {
@@ -157,9 +161,9 @@ export interface ModeSelectRequest {
 const parameterListLengthError = () => illegalRequest(Asc.ParameterListLengthError);
 
 /**
- * Checks a MODE SELECT parameter list (SPC-4 §6.9, §7.5) against the unit and returns the pages to apply,
+ * Checks a MODE SELECT parameter list (SPC-4 MODE SELECT) against the unit and returns the pages to apply,
  * so nothing changes unless all of it is acceptable. Any attempt to change a bit that is not changeable
- * is INVALID FIELD IN PARAMETER LIST pointing at that bit (SPC-4 §6.9.1).
+ * is INVALID FIELD IN PARAMETER LIST pointing at that bit (SPC-4 MODE SELECT).
  */
 export function parseModeSelect(unit: Unit, req: ModeSelectRequest): Array<{ def: PageDef; page: Buffer }> {
   const p = req.params;
@@ -169,7 +173,7 @@ export function parseModeSelect(unit: Unit, req: ModeSelectRequest): Array<{ def
   const headerLength = req.ten ? 8 : 4;
   if (p.length < headerLength) throw parameterListLengthError();
   // MODE DATA LENGTH is reserved in MODE SELECT, and so are the WP and DPOFUA bits of the
-  // device-specific parameter (SBC-4 §6.4.1): ignored. MEDIUM TYPE is 00h for block devices.
+  // device-specific parameter (SBC-4): ignored. MEDIUM TYPE is 00h for block devices.
   const mediumTypeAt = req.ten ? 2 : 1;
   if (p[mediumTypeAt] !== 0) throw invalidFieldInParameterList(mediumTypeAt);
   const longLba = req.ten && (p[4]! & 0x01) !== 0;
@@ -207,7 +211,7 @@ export function parseModeSelect(unit: Unit, req: ModeSelectRequest): Array<{ def
 
 /**
  * A block descriptor may restate the capacity and must restate the block length: we change neither
- * (SBC-4 §6.4.2: NUMBER OF LOGICAL BLOCKS 0 means "keep the current capacity").
+ * (SBC-4 block descriptor: NUMBER OF LOGICAL BLOCKS 0 means "keep the current capacity").
  */
 function checkBlockDescriptor(unit: Unit, p: Buffer, at: number, long: boolean): void {
   const blocks = long ? u32(p, at) * 0x1_0000_0000 + u32(p, at + 4) : u32(p, at);

@@ -1,4 +1,4 @@
-/** Operation codes (SPC-4 Annex D.3.1, SBC-4 §5.1 table 26) and service actions of the commands we know. */
+/** Operation codes (SPC-4 and SBC-4 operation code tables) and service actions of the commands we know. */
 
 export const Op = {
   TestUnitReady: 0x00,

@@ -1,6 +1,6 @@
 /**
- * The LBA range check every medium-access command shares (SBC-4 §4.5: LBA OUT OF RANGE when
- * LBA + count exceeds the capacity) and the length limits we advertise in VPD B0h (SBC-4 §6.6.4: a count
+ * The LBA range check every medium-access command shares (SBC-4: LBA OUT OF RANGE when
+ * LBA + count exceeds the capacity) and the length limits we advertise in VPD B0h (SBC-4 Block Limits: a count
  * above the limit is INVALID FIELD IN CDB, pointing at the count).
  *
  * Order matters and follows what initiators test: an LBA past the end is out of range whatever the

@@ -21,7 +21,7 @@ export const SenseKey = {
 } as const;
 export type SenseKey = (typeof SenseKey)[keyof typeof SenseKey];
 
-/** Additional sense code and qualifier (SPC-4 §4.5.6, table 50), as ASC << 8 | ASCQ. */
+/** Additional sense code and qualifier (SPC-4 §4.5.6), as ASC << 8 | ASCQ. */
 export const Asc = {
   NoAdditionalSense: 0x0000,
   WriteError: 0x0c00,
@@ -37,7 +37,7 @@ export const Asc = {
   LogicalUnitNotSupported: 0x2500,
   InvalidFieldInParameterList: 0x2600,
   WriteProtected: 0x2700,
-  /** SBC-4 §4.7.3.6: a thin unit ran out of space for a write. */
+  /** SBC-4 thin provisioning: a thin unit ran out of space for a write. */
   SpaceAllocationFailedWriteProtect: 0x2707,
   SavingParametersNotSupported: 0x3900,
   InternalTargetFailure: 0x4400,
@@ -56,7 +56,7 @@ export interface FieldPointer {
 export interface Sense {
   key: SenseKey;
   asc: Asc;
-  /** The INFORMATION field (VALID=1): e.g. the offset of the first miscompared byte (SBC-4 §5.30). */
+  /** The INFORMATION field (VALID=1): e.g. the offset of the first miscompared byte (SBC-4 VERIFY). */
   information?: number;
   field?: FieldPointer;
 }

@@ -1,6 +1,6 @@
 /**
  * What the transport needs before any data moves: which way a command's data flows and how many bytes
- * it transfers at most, from the CDB alone (RFC 7143 §10.7: the target solicits Data-Out with R2T, and
+ * it transfers at most, from the CDB alone (RFC 7143, R2T: the target solicits Data-Out with R2T, and
  * needs to know how much it wants). Pure; no logical-unit state involved.
  *
  * A command we do not implement, or a CDB too short for its opcode, transfers nothing: execute() will

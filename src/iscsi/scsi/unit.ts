@@ -7,9 +7,9 @@ import type { BlockDevice } from '../backing/block-device.js';
 import type { BlockLimits } from './limits.js';
 import type { ScsiResult, LogicalUnitIdentity } from './types.js';
 
-/** Mode parameters that change behaviour (SPC-4 §7.5). Shared by every I_T nexus to the unit. */
+/** Mode parameters that change behaviour (SPC-4 mode parameters). Shared by every I_T nexus to the unit. */
 export interface ModeState {
-  /** Caching page WCE (SBC-4 §6.5.5): false = write-through, every write is forced to stable storage. */
+  /** Caching page WCE (SBC-4): false = write-through, every write is forced to stable storage. */
   writeCacheEnabled: boolean;
 }
 

@@ -63,3 +63,26 @@ describe('READ CAPACITY', () => {
     expect((await run(lu, cdb.readCapacity10())).dataIn!.readUInt32BE(0)).toBe(2047);
   });
 });
+
+describe('a 4096-byte block unit', () => {
+  it('reports 4096-byte blocks everywhere and scales its limits, reads and writes', async () => {
+    const { lu, dev } = makeUnit({ blockSize: 4096, size: 256 * 4096 });
+    expect((await run(lu, cdb.readCapacity10())).dataIn!.readUInt32BE(4)).toBe(4096);
+    const bl = (await run(lu, cdb.inquiry(64, true, 0xb0))).dataIn!;
+    expect(bl.readUInt16BE(6)).toBe(1); // 4 KiB granularity = 1 block
+    expect(bl.readUInt32BE(8)).toBe(8192); // 32 MiB
+    const ms = (await run(lu, cdb.modeSense6(0x08))).dataIn!;
+    expect(ms.readUIntBE(4 + 5, 3)).toBe(4096);
+    expectGood(await run(lu, cdb.rw10(Op.Write10, 3, 2), Buffer.alloc(8192, 9)));
+    expect(dev.callsOf('write')[0]).toMatchObject({ offset: 3 * 4096, length: 8192 });
+    expect((await run(lu, cdb.rw10(Op.Read10, 3, 2))).dataIn!.every((x) => x === 9)).toBe(true);
+  });
+});
+
+describe('configuration', () => {
+  it('refuses limits an initiator could not be told, and a malformed identity', () => {
+    expect(() => makeUnit({}, { limits: { maxTransferBlocks: 0 } })).toThrow(RangeError);
+    expect(() => makeUnit({}, { limits: { maxUnmapBlocks: 2 ** 32 } })).toThrow(RangeError);
+    expect(() => makeUnit({}, { identity: { naaId: Buffer.alloc(8) } })).toThrow(RangeError);
+  });
+});

@@ -1,5 +1,6 @@
 /** The small SPC commands, REPORT LUNS, REPORT SUPPORTED OPERATION CODES, and the dispatch gate. */
 import { describe, expect, it } from 'vitest';
+import { absentLunResult } from '../../../src/iscsi/scsi/absent-lun.js';
 import { ScsiStatus } from '../../../src/iscsi/scsi/types.js';
 import { BS, cdb, expectGood, expectInvalidCdbField, expectSense, Key, makeUnit, Op, run } from './helpers.js';
 
@@ -196,5 +197,30 @@ describe('the dispatch gate', () => {
     const reads = await Promise.all(Array.from({ length: 32 }, (_, i) => run(lu, cdb.rw10(Op.Read10, i * 4, 4))));
     reads.forEach((r, i) => expect(r.dataIn!.every((x) => x === i + 1)).toBe(true));
     expect(dev.callsOf('write')).toHaveLength(32);
+  });
+});
+
+describe('absent LUN', () => {
+  it('INQUIRY says "no logical unit here" (qualifier 011b, type 1Fh)', () => {
+    const r = absentLunResult(cdb.inquiry(96), [1]);
+    expect(r.status).toBe(ScsiStatus.Good);
+    expect(r.dataIn![0]).toBe(0x7f);
+    expect(r.dataIn!.length).toBe(36);
+    expect(r.dataIn![4]).toBe(31);
+  });
+
+  it('REPORT LUNS lists the target LUNs whatever LUN it is sent to', () => {
+    const r = absentLunResult(cdb.reportLuns(), [1, 2]);
+    expect(r.dataIn!.readUInt32BE(0)).toBe(16);
+    expect(r.dataIn!.subarray(8, 10).toString('hex')).toBe('0001');
+  });
+
+  it('REQUEST SENSE returns LOGICAL UNIT NOT SUPPORTED as data; other commands fail with it', () => {
+    const sense = absentLunResult(cdb.requestSense(), [1]);
+    expect(sense.status).toBe(ScsiStatus.Good);
+    expect([sense.dataIn![2]! & 0x0f, sense.dataIn![12]]).toEqual([Key.Illegal, 0x25]);
+    for (const c of [cdb.testUnitReady(), cdb.rw10(Op.Read10, 0, 1), cdb.inquiry(255, true, 0x83), Buffer.alloc(0)]) {
+      expectSense(absentLunResult(c, [1]), Key.Illegal, 0x25);
+    }
   });
 });

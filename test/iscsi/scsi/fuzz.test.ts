@@ -9,6 +9,8 @@
  * Deterministic: a failure names its seed and iteration; rerun with the same SEED to reproduce.
  */
 import { describe, expect, it } from 'vitest';
+import { absentLunResult } from '../../../src/iscsi/scsi/absent-lun.js';
+import { dataTransfer } from '../../../src/iscsi/scsi/transfer.js';
 import { ScsiStatus } from '../../../src/iscsi/scsi/types.js';
 import { prng } from '../../support/prng.js';
 import { BS, cdb, makeUnit, Op, unmapList, type Fixture } from './helpers.js';
@@ -146,5 +148,18 @@ describe('execute() under fuzzed CDBs', () => {
     // Both outcomes were exercised.
     expect(checkConditions).toBeGreaterThan(ITERATIONS / 10);
     expect(checkConditions).toBeLessThan(ITERATIONS);
+  });
+});
+
+describe('absentLunResult under fuzzed CDBs', () => {
+  it('always answers GOOD or CHECK CONDITION with 18 bytes of sense', () => {
+    const r = prng(SEED);
+    for (let i = 0; i < ITERATIONS; i++) {
+      const c = mutate(r, pick(r, seedCdbs(r)));
+      const res = absentLunResult(c, [0, 1, 2]);
+      expect([ScsiStatus.Good, ScsiStatus.CheckCondition]).toContain(res.status);
+      if (res.status === ScsiStatus.CheckCondition) expect(res.sense?.length).toBe(18);
+      if (res.dataIn) expect(res.dataIn.length).toBeLessThanOrEqual(dataTransfer(c, BS).length);
+    }
   });
 });

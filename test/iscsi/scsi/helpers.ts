@@ -161,7 +161,7 @@ export const Op = {
   Verify12: 0xaf,
 } as const;
 
-/** UNMAP parameter list (SBC-4 §5.31.2) for the given (lba, blocks) descriptors. */
+/** UNMAP parameter list (SBC-4 UNMAP) for the given (lba, blocks) descriptors. */
 export function unmapList(descriptors: Array<[number, number]>): Buffer {
   const b = Buffer.alloc(8 + 16 * descriptors.length);
   b.writeUInt16BE(b.length - 2, 0);

@@ -133,7 +133,7 @@ describe('WRITE SAME', () => {
     expect(r.dataIn!.subarray(12 * BS).every((x) => x === 0xff)).toBe(true);
   });
 
-  it('with UNMAP but a non-zero block writes it (reads must return what was "written", SBC-4 §5.49)', async () => {
+  it('with UNMAP but a non-zero block writes it (reads must return what was "written", SBC-4 WRITE SAME)', async () => {
     const { lu, dev } = makeUnit({ thin: true });
     expectGood(await run(lu, cdb.rw16(Op.WriteSame16, 0, 4, { byte1: 0x08 }), Buffer.alloc(BS, 0xff)));
     expect(dev.callsOf('discard')).toHaveLength(0);

@@ -31,7 +31,7 @@ describe('READ and WRITE', () => {
     expect(dev.data.subarray(103 * BS, 104 * BS).every((x) => x === 0)).toBe(true);
   });
 
-  it('READ(6) with TRANSFER LENGTH 0 reads 256 blocks (SBC-4 §5.15)', async () => {
+  it('READ(6) with TRANSFER LENGTH 0 reads 256 blocks', async () => {
     const { lu } = makeUnit();
     const res = await run(lu, cdb.read6(0, 0));
     expectGood(res);
@@ -161,7 +161,7 @@ describe('READ and WRITE', () => {
       expectSense(await run(lu, cdb.rw10(Op.Write10, 0, 1), Buffer.alloc(BS)), Key.DataProtect, 0x27, 0x07);
     });
 
-    it('a device being closed is NOT READY, which initiators retry', async () => {
+    it('a device being closed is NOT READY, not a medium error', async () => {
       const { lu, dev } = makeUnit();
       dev.failNext('read', Object.assign(new Error('closed'), { code: 'CLOSED' }));
       expectSense(await run(lu, cdb.rw10(Op.Read10, 0, 1)), Key.NotReady, 0x04);

@@ -1,4 +1,4 @@
-/** READ CAPACITY(10) and (16) (SBC-4 §5.20, §5.21): the last LBA and the block length. */
+/** READ CAPACITY(10) and (16) (SBC-4): the last LBA and the block length. */
 import { putU64, u32 } from '../cdb.js';
 import { ScsiStatus } from '../types.js';
 import type { Implementation } from '../unit.js';

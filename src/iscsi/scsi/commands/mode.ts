@@ -1,4 +1,4 @@
-/** MODE SENSE(6)/(10) and MODE SELECT(6)/(10) (SPC-4 §6.9–6.12) over the pages in mode-pages.ts. */
+/** MODE SENSE(6)/(10) and MODE SELECT(6)/(10) (SPC-4) over the pages in mode-pages.ts. */
 import { u16 } from '../cdb.js';
 import { applyModeSelect, modeSense, parseModeSelect } from '../mode-pages.js';
 import { Op } from '../opcodes.js';
@@ -27,7 +27,7 @@ export const modeSelectCommand: Implementation = {
     const ten = cdb[0] === Op.ModeSelect10;
     const listLength = ten ? u16(cdb, 7) : cdb[4]!;
     const pages = parseModeSelect(unit, { ten, pf: (cdb[1]! & 0x10) !== 0, params: data.subarray(0, listLength) });
-    // Only a list that passed every check changes anything (SPC-4 §6.9.1).
+    // Only a list that passed every check changes anything (SPC-4 MODE SELECT).
     applyModeSelect(unit.mode, pages);
     return good();
   },

@@ -1,5 +1,5 @@
 /**
- * Logical block provisioning (SBC-4 §4.7): UNMAP, WRITE SAME(10/16) and GET LBA STATUS.
+ * Logical block provisioning (SBC-4): UNMAP, WRITE SAME(10/16) and GET LBA STATUS.
  *
  * Only thin units deallocate: they report LBPME=1 and LBPRZ=1 (BlockDevice.discard() promises zeroes
  * on later reads), so a deallocated block is indistinguishable from a block of zeroes. That is why
@@ -29,7 +29,7 @@ const LBA_STATUS_SPAN_BYTES = 1024 * 1024 * 1024;
 
 export const writeSame: Implementation = {
   check: (unit, cdb) => {
-    // SBC-4 §5.49: UNMAP=1 needs LBPWS (LBPWS10 for the 10-byte form), which only thin units report.
+    // SBC-4 WRITE SAME: UNMAP=1 needs LBPWS (LBPWS10 for the 10-byte form), which only thin units report.
     if ((cdb[1]! & UNMAP_BIT) !== 0 && !unit.device.thin) throw invalidFieldInCdb(1, 3);
   },
   run: async (unit, { cdb, data, range }) => {
@@ -37,7 +37,7 @@ export const writeSame: Implementation = {
     let block: Buffer;
     if (ndob(cdb)) block = Buffer.alloc(bs);
     else if (data.length === bs) block = data;
-    // The Data-Out is exactly one block (SBC-4 §5.49); anything else is a malformed command.
+    // The Data-Out is exactly one block (SBC-4 WRITE SAME); anything else is a malformed command.
     else throw illegalRequest(Asc.ParameterListLengthError);
     if (range.blocks === 0) return good();
 
@@ -66,13 +66,13 @@ interface UnmapDescriptor {
 }
 
 /**
- * UNMAP parameter list (SBC-4 §5.31.2): an 8-byte header, then 16-byte descriptors. Everything is checked
+ * UNMAP parameter list (SBC-4 UNMAP): an 8-byte header, then 16-byte descriptors. Everything is checked
  * before anything is deallocated, so a refused list leaves the medium untouched.
  */
 function parseUnmapList(unit: Unit, params: Buffer): UnmapDescriptor[] {
-  // SBC-4 §5.31.1: a list shorter than its header is PARAMETER LIST LENGTH ERROR.
+  // SBC-4 UNMAP: a list shorter than its header is PARAMETER LIST LENGTH ERROR.
   if (params.length < 8) throw illegalRequest(Asc.ParameterListLengthError);
-  // A trailing partial descriptor is ignored (SBC-4 §5.31.2); so is whatever lies past the list.
+  // A trailing partial descriptor is ignored (SBC-4 UNMAP); so is whatever lies past the list.
   const descriptorBytes = Math.min(u16(params, 2), params.length - 8);
   const count = Math.floor(descriptorBytes / 16);
   if (count > unit.limits.maxUnmapDescriptors) throw invalidFieldInParameterList(2);
@@ -93,7 +93,7 @@ function parseUnmapList(unit: Unit, params: Buffer): UnmapDescriptor[] {
 export const unmap: Implementation = {
   run: async (unit, { cdb, data }) => {
     const listLength = u16(cdb, 7);
-    // SBC-4 §5.31.1: a PARAMETER LIST LENGTH of 0 is not an error; nothing is deallocated.
+    // SBC-4 UNMAP: a PARAMETER LIST LENGTH of 0 is not an error; nothing is deallocated.
     if (listLength === 0) return good();
     const descriptors = parseUnmapList(unit, data.subarray(0, listLength));
     const bs = unit.blockSize;
@@ -110,7 +110,7 @@ interface LbaStatus {
 
 /**
  * Backend extents (bytes) → LBA status runs (blocks) starting exactly at `start` (libiscsi and SBC-4
- * §5.7.3 want the first descriptor at the requested LBA), contiguous, with neighbours of equal status
+ * GET LBA STATUS want the first descriptor at the requested LBA), contiguous, with neighbours of equal status
  * merged. A stretch the backend did not describe is reported mapped: claiming "deallocated" wrongly
  * would let a backup tool skip real data, claiming "mapped" only costs it a read.
  */
@@ -148,7 +148,7 @@ export const getLbaStatus: Implementation = {
   run: async (unit, { cdb }) => {
     const lba = u64(cdb, 2);
     const allocation = u32(cdb, 10);
-    // SBC-4 §5.7.2: the starting LBA must address a block of the medium.
+    // SBC-4 GET LBA STATUS: the starting LBA must address a block of the medium.
     if (lba >= unit.blocks) throw lbaOutOfRange();
     const bs = unit.blockSize;
     const end = Math.min(unit.blocks, lba + Math.max(1, Math.floor(LBA_STATUS_SPAN_BYTES / bs)));

@@ -1,6 +1,6 @@
 /**
  * Medium access: READ, WRITE, VERIFY, WRITE AND VERIFY (6/10/12/16 where they exist), PRE-FETCH and
- * SYNCHRONIZE CACHE (SBC-4 §5). The LBA range and the transfer limit are already checked
+ * SYNCHRONIZE CACHE (SBC-4). The LBA range and the transfer limit are already checked
  * (LogicalUnit.prepare); these move the data, without copying it: a READ returns the backend's buffer
  * as the Data-In, a WRITE hands the Data-Out (or a view of it) straight to the backend.
  */
@@ -12,7 +12,7 @@ import { Asc, good, illegalRequest, invalidFieldInCdb, SenseError, SenseKey } fr
 import { ScsiStatus, type ScsiResult } from '../types.js';
 import type { BlockRange, Implementation, Unit } from '../unit.js';
 
-/** FUA (SBC-4 §5.40): byte 1 bit 3 in every WRITE but WRITE(6), whose byte 1 holds LBA bits. */
+/** FUA (SBC-4 WRITE): byte 1 bit 3 in every WRITE but WRITE(6), whose byte 1 holds LBA bits. */
 const fuaBit = (cdb: Buffer): boolean => cdb[0] !== Op.Write6 && (cdb[1]! & 0x08) !== 0;
 
 /**
@@ -35,7 +35,7 @@ async function compareWithMedium(unit: Unit, lba: number, expected: Buffer): Pro
   const actual = await readMedium(unit.device, offsetOf(unit, lba), expected.length);
   const at = firstDifference(actual, expected);
   if (at < 0) return good();
-  // SBC-4 §5.41.2: MISCOMPARE, with the offset of the first differing byte in the Data-Out buffer.
+  // SBC-4 VERIFY: MISCOMPARE, with the offset of the first differing byte in the Data-Out buffer.
   throw new SenseError({ key: SenseKey.Miscompare, asc: Asc.MiscompareDuringVerify, information: at });
 }
 
@@ -46,7 +46,7 @@ function checkBytchk(_unit: Unit, cdb: Buffer): void {
 
 export const read: Implementation = {
   run: async (unit, { range }) => {
-    // SBC-4 §5.16: a TRANSFER LENGTH of 0 transfers nothing and is not an error.
+    // SBC-4 READ(10/12/16): a TRANSFER LENGTH of 0 transfers nothing and is not an error.
     if (range.blocks === 0) return good();
     const dataIn = await readMedium(unit.device, offsetOf(unit, range.lba), range.blocks * unit.blockSize);
     return { status: ScsiStatus.Good, dataIn };
@@ -79,14 +79,14 @@ export const writeAndVerify: Implementation = {
   run: async (unit, { cdb, data, range }) => {
     const payload = blocksOf(unit, range, data);
     if (payload.length === 0) return good();
-    // Verification is against the medium, so the data must be on it: always write-through (SBC-4 §5.42).
+    // Verification is against the medium, so the data must be on it: always write-through (SBC-4 WRITE AND VERIFY).
     await writeMedium(unit.device, offsetOf(unit, range.lba), payload, true);
     return bytchk(cdb) === 1 ? compareWithMedium(unit, range.lba, payload) : good();
   },
 };
 
 /**
- * PRE-FETCH (SBC-4 §5.9): we hold no cache of our own to load (backends have theirs), so after the range
+ * PRE-FETCH (SBC-4): we hold no cache of our own to load (backends have theirs), so after the range
  * check the answer is GOOD, "not all blocks were placed in the cache", never CONDITION MET — which
  * would claim they were. libiscsi's PreFetch tests expect exactly GOOD.
  */
@@ -95,7 +95,7 @@ export const preFetch: Implementation = {
 };
 
 /**
- * SYNCHRONIZE CACHE (SBC-4 §5.26): BlockDevice.flush() covers the whole device, which satisfies any
+ * SYNCHRONIZE CACHE (SBC-4): BlockDevice.flush() covers the whole device, which satisfies any
  * range. IMMED=1 allows returning before the flush completes, but we wait anyway: we report no deferred
  * errors, so waiting is the only way a failed flush can reach the initiator.
  */

@@ -1,11 +1,11 @@
-/** REPORT LUNS (SPC-4 §6.33): the LUNs of this target, from the identity the target gives each unit. */
+/** REPORT LUNS (SPC-4): the LUNs of this target, from the identity the target gives each unit. */
 import { u32 } from '../cdb.js';
 import { invalidFieldInCdb } from '../sense.js';
 import { ScsiStatus } from '../types.js';
 import type { Implementation } from '../unit.js';
 
 /**
- * Single-level LUN structure (SAM-5 §4.7.3): peripheral device addressing for 0–255, flat space
+ * Single-level LUN structure (SAM-5 LUN structure): peripheral device addressing for 0–255, flat space
  * addressing for 256–16383 — what Linux's scsilun_to_int and iPXE decode. Others cannot be coded so.
  */
 export function encodeLun(lun: number): Buffer | undefined {

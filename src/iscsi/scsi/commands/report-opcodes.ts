@@ -1,5 +1,5 @@
 /**
- * REPORT SUPPORTED OPERATION CODES (SPC-4 §6.35), answered from the command catalogue, so what we
+ * REPORT SUPPORTED OPERATION CODES (SPC-4), answered from the command catalogue, so what we
  * report is by construction what we accept. Initiators use it to learn which optional bits we honour:
  * libiscsi checks that DPO/FUA appear in the CDB usage data of READ and WRITE, as MODE SENSE's DPOFUA
  * promises.
@@ -16,7 +16,7 @@ export function isSupported(unit: Unit, info: CommandInfo): boolean {
 }
 
 /**
- * Command timeouts descriptor (SPC-4 §6.35.4): length 0Ah, nominal and recommended timeouts 0 =
+ * Command timeouts descriptor (SPC-4): length 0Ah, nominal and recommended timeouts 0 =
  * "not specified"; how long a command takes depends on the backend, which we cannot promise.
  */
 function timeoutsDescriptor(): Buffer {
@@ -25,7 +25,7 @@ function timeoutsDescriptor(): Buffer {
   return b;
 }
 
-/** All-commands format (reporting options 000b): one 8-byte descriptor per command (SPC-4 §6.35.2). */
+/** All-commands format (reporting options 000b): one 8-byte descriptor per command (SPC-4). */
 function allCommands(unit: Unit, rctd: boolean): Buffer {
   const descriptors = CATALOG.filter((c) => isSupported(unit, c)).map((c) => {
     const d = Buffer.alloc(8);
@@ -41,7 +41,7 @@ function allCommands(unit: Unit, rctd: boolean): Buffer {
   return Buffer.concat([header, body]);
 }
 
-/** One-command format (SPC-4 §6.35.3): SUPPORT 011b with the usage data, or 001b (not supported). */
+/** One-command format (SPC-4): SUPPORT 011b with the usage data, or 001b (not supported). */
 function oneCommand(unit: Unit, info: CommandInfo | undefined, rctd: boolean): Buffer {
   if (!info || !isSupported(unit, info)) return Buffer.from([0, 0x01, 0, 0]);
   const header = Buffer.from([0, (rctd ? 0x80 : 0) | 0x03, 0, 0]);

@@ -1,4 +1,4 @@
-/** TEST UNIT READY, REQUEST SENSE and START STOP UNIT (SPC-4 §6.37, §6.39; SBC-4 §5.25). */
+/** TEST UNIT READY, REQUEST SENSE and START STOP UNIT (SPC-4; START STOP UNIT from SBC-4). */
 import { flushMedium } from '../medium.js';
 import { Asc, fixedSense, good, invalidFieldInCdb, SenseKey } from '../sense.js';
 import { ScsiStatus } from '../types.js';
@@ -9,7 +9,7 @@ export const testUnitReady: Implementation = { run: () => good() };
 
 /**
  * REQUEST SENSE: sense is delivered with each CHECK CONDITION (autosense), and we keep no deferred
- * errors or unit attentions, so there is never pending sense: NO SENSE (SPC-4 §6.39).
+ * errors or unit attentions, so there is never pending sense: NO SENSE (SPC-4 REQUEST SENSE).
  */
 export const requestSense: Implementation = {
   // DESC=1 asks for descriptor-format sense, which we do not produce.
@@ -22,12 +22,12 @@ export const requestSense: Implementation = {
   },
 };
 
-/** POWER CONDITION values SBC-4 §5.25 defines; the rest are reserved. */
+/** POWER CONDITION values SBC-4 defines; the rest are reserved. */
 const POWER_CONDITIONS: ReadonlySet<number> = new Set([0x0, 0x1, 0x2, 0x3, 0x5, 0x7, 0xa, 0xb]);
 
 /**
  * START STOP UNIT: there is no motor or medium to move, so the unit stays ready. A stop (START=0 with
- * POWER CONDITION 0) without NO_FLUSH still flushes, as SBC-4 §5.25 asks before entering the stopped
+ * POWER CONDITION 0) without NO_FLUSH still flushes, as SBC-4 asks before entering the stopped
  * state; Linux sends it at shutdown when it manages start/stop.
  */
 export const startStopUnit: Implementation = {
