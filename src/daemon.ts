@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { makeCallerCheck } from './boot/caller-check.js';
 import { BootService } from './boot/service.js';
 import { DEFAULT_TEMPLATES_DIR, TemplateSet } from './boot/render.js';
 import { resolveApiToken } from './config/api-token.js';
@@ -59,6 +60,16 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
       retrySeconds: config.boot.retrySeconds,
       maxDiscovered: config.boot.maxDiscovered,
       templates: () => templates,
+      ...(config.boot.bindScripts
+        ? {
+            verifyCaller: makeCallerCheck({
+              leaseMac: (ip) => {
+                const lease = inventory.leases.get(ip);
+                return lease && lease.state === 'bound' && Date.parse(lease.expiresAt) > Date.now() ? lease.mac : undefined;
+              },
+            }),
+          }
+        : {}),
     });
     const storage = new StorageService(config, inventory, log, metrics);
     const app = await buildApp({

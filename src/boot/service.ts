@@ -2,6 +2,7 @@ import type { Host, Inventory } from '../inventory/index.js';
 import { ConflictError, ValidationError } from '../model/errors.js';
 import { normalizeMac } from '../model/identifiers.js';
 import type { Facts } from '../model/schemas.js';
+import type { CallerVerdict } from './caller-check.js';
 import { decide, type Decision, type PolicyConfig } from './policy.js';
 import { TemplateError, type TemplateSet } from './render.js';
 
@@ -26,6 +27,8 @@ export interface BootServiceOptions {
   /** Templates can be swapped on reload; always read through this. */
   templates: () => TemplateSet;
   onDecision?: (decision: ScriptResult['decision']) => void;
+  /** Whether the caller is the machine whose script (with its disk secrets) it asks for; absent: anyone. */
+  verifyCaller?: (mac: string, sourceIp: string | null) => CallerVerdict;
 }
 
 /** Repeated identical decisions (a machine waiting and retrying) are written once per window. */
@@ -69,6 +72,14 @@ export class BootService {
       if (!result) decision = { kind: 'wait', state: 'unknown', reason: 'too many discovered hosts, not recorded' };
     } else if (host) {
       this.inventory.hosts.touch(mac, req.sourceIp, req.facts);
+    }
+
+    if (decision.kind === 'boot' && this.opts.verifyCaller) {
+      const verdict = this.opts.verifyCaller(mac, req.sourceIp);
+      if (!verdict.ok) {
+        // The script would carry the host's CHAP secret: a caller that is not the host waits instead.
+        decision = { kind: 'wait', state: host?.state ?? 'ready', reason: `boot script withheld: ${verdict.reason}` };
+      }
     }
 
     const selfUrl = `${req.baseUrl}/boot/${mac}.ipxe`;

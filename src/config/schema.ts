@@ -47,6 +47,11 @@ export const BootConfig = Type.Object(
       default: 'iqn.2026-01.io.hiveboot',
       description: 'A host without its own initiator IQN gets <prefix>:<hostname>.',
     }),
+    bindScripts: Type.Boolean({
+      default: true,
+      description:
+        "serve a host's boot script (it carries the disk's CHAP secret) only to a caller whose address is that MAC on our link (DHCP lease or neighbour table); off for hosts behind a router",
+    }),
   },
   { additionalProperties: false, default: {} },
 );

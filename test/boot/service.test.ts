@@ -89,6 +89,20 @@ describe('a registered, ready host', () => {
     expect(lines).toContain(`chain --autofree --replace ${SELF}`);
   });
 
+  it('withholds the script (and its secret) from a caller that is not the host, and says why on the timeline', () => {
+    registerReady();
+    const verifyCaller = (mac: string, ip: string | null) =>
+      ip === IP ? ({ ok: true, how: 'test' } as const) : ({ ok: false, reason: `${ip} is not ${mac}` } as const);
+    const svc = service({}, { verifyCaller });
+    expect(ask(svc).decision).toBe('boot');
+    const stranger = svc.hostScript(MAC, request({ sourceIp: '192.0.2.99' }));
+    expect(stranger.decision).toBe('wait');
+    expect(stranger.script).not.toContain('secret-123456');
+    expect(stranger.script).not.toContain('sanboot');
+    const events = inventory.events.forMac(MAC, {}).items;
+    expect(events[0]?.reason).toBe(`boot script withheld: 192.0.2.99 is not ${MAC}`);
+  });
+
   it("uses the host's own initiator IQN when it has one", () => {
     registerReady();
     inventory.hosts.update(MAC, { initiatorIqn: 'iqn.1991-05.com.microsoft:thin-7' });

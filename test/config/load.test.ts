@@ -32,6 +32,7 @@ const DEFAULTS = {
     defaultProfile: 'default',
     retrySeconds: 10,
     initiatorIqnPrefix: 'iqn.2026-01.io.hiveboot',
+    bindScripts: true,
   },
   inventory: { eventRetentionDays: 90 },
   // DHCP is not served until interfaces are named: a fresh install never answers on a real network.
