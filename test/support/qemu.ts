@@ -13,6 +13,8 @@ export interface GuestOptions {
   /** Where OVMF's writable variable store copy goes. */
   workDir: string;
   memoryMiB?: number;
+  /** Write the guest's serial console (ttyS0) to this file; without it the console is discarded. */
+  serialLog?: string;
 }
 
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -38,7 +40,7 @@ export function startGuest(lab: NetLab, o: GuestOptions): ChildProcess {
     '-display', 'none',
     '-nodefaults',
     '-no-reboot',
-    '-serial', 'none',
+    '-serial', o.serialLog ? `file:${o.serialLog}` : 'none',
     '-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
     '-device', `virtio-net-pci,netdev=n0,mac=${o.mac}${o.noNicRom ? ',romfile=' : ''}`,
   ];
