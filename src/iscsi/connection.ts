@@ -97,6 +97,9 @@ export interface ConnectionDeps {
 
 /** The login phase limit: until negotiated, both sides use 8192 (RFC 7143 §13.12). */
 const LOGIN_MAX_DATA_SEGMENT = 8192;
+const EMPTY = Buffer.alloc(0);
+/** Open R2Ts of aborted tasks we remember, to drop their late Data-Out without a Reject. */
+const MAX_ABORTED_TTTS = 1024;
 
 interface R2TState {
   offset: number;
@@ -150,8 +153,12 @@ export class IscsiConnection {
   private readonly tasks = new Map<number, Task>();
   /** Non-immediate PDUs that arrived ahead of ExpCmdSN, by CmdSN. */
   private readonly early = new Map<number, () => void>();
+  /** TTTs of R2Ts that aborted tasks left open: their late Data-Out is dropped quietly (bounded). */
+  private readonly abortedTtts = new Set<number>();
   private readonly inflight = new Set<Promise<void>>();
   private nextTtt = 1;
+  /** The socket is corked until the next check phase (see write()). */
+  private corked = false;
   private lastReceive = Date.now();
   private pingTtt: number | undefined;
   private pingSentAt = 0;
@@ -165,6 +172,7 @@ export class IscsiConnection {
     this.peerAddress = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
     socket.setNoDelay(true);
+    this.reader.dataTarget = (bhs, dataLength) => this.dataOutTarget(bhs, dataLength);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
       if (this.phase !== 'closed' && !this.busy) socket.resume();
@@ -242,7 +250,11 @@ export class IscsiConnection {
     if (!frame.dataDigestOk) {
       // RFC 7143 §7.8: a data digest error discards the PDU; at ERL 0 a lost Data-Out fails its command.
       this.sendReject(RejectReason.DataDigestError, frame.bhs);
-      if (pdu.opcode === Op.DataOut) this.failTaskOf(pdu.itt);
+      // §7.8 b): the target must still receive all of the command's data (the F bits of its
+      // sequences) before answering CHECK CONDITION. The header is sound (its digest matched), so the
+      // PDU still counts for its R2T; only its data is dropped. Failing the task at once answered
+      // while the initiator was still sending, and its next Data-Out drew a second Reject.
+      if (pdu.opcode === Op.DataOut) this.onDataOut(pdu, false);
       return;
     }
     this.onFullFeature(pdu);
@@ -514,11 +526,17 @@ export class IscsiConnection {
     }
   }
 
-  private onDataOut(pdu: DataOutPdu): void {
+  private onDataOut(pdu: DataOutPdu, intact = true): void {
     const task = this.tasks.get(pdu.itt);
     if (!task) {
       // Data for a task that is gone (aborted, or never existed): drop it quietly if it was aborted.
+      // Solicited data of an aborted task is recognised by the TTT of an R2T it still had open: the
+      // initiator may answer R2Ts it received before the abort (§11.5.1), which is no protocol error.
       if (pdu.ttt === RESERVED_TAG) return;
+      if (this.abortedTtts.has(pdu.ttt)) {
+        if (pdu.final) this.abortedTtts.delete(pdu.ttt);
+        return;
+      }
       this.sendReject(RejectReason.InvalidPduField, pdu.bhs);
       return;
     }
@@ -549,10 +567,34 @@ export class IscsiConnection {
       r2t.received += length;
       if (r2t.received >= r2t.length || pdu.final) task.r2ts.delete(pdu.ttt);
     }
-    pdu.data.copy(task.buffer, pdu.bufferOffset);
+    // The frame reader may have received the data in place already (see dataOutTarget).
+    const placed = pdu.data.buffer === task.buffer.buffer && pdu.data.byteOffset === task.buffer.byteOffset + pdu.bufferOffset;
+    if (intact && !placed) pdu.data.copy(task.buffer, pdu.bufferOffset);
+    else if (!intact) task.dataPhaseError = true;
     task.received += length;
     this.sendR2Ts(task);
     this.maybeStart(task);
+  }
+
+  /**
+   * The frame reader's dataTarget: a Data-Out that onDataOut will take as in sequence is received
+   * straight into its command's buffer, saving a gathered copy that would be copied again. Anything
+   * else gets a buffer of its own, so a PDU that is then rejected never overwrites data received.
+   */
+  private dataOutTarget(bhs: Buffer, dataLength: number): Buffer | undefined {
+    if ((bhs[0]! & 0x3f) !== Op.DataOut || this.phase !== 'full') return undefined;
+    const pdu = decodeRequest(bhs, EMPTY, EMPTY) as DataOutPdu;
+    const task = this.tasks.get(pdu.itt);
+    if (!task?.buffer || task.refused || task.aborted || task.dataPhaseError) return undefined;
+    const end = pdu.bufferOffset + dataLength;
+    if (end > task.buffer.length) return undefined;
+    if (pdu.ttt === RESERVED_TAG) {
+      if (pdu.dataSN !== task.nextUnsolicitedDataSN || end > task.unsolicitedEnd) return undefined;
+    } else {
+      const r2t = task.r2ts.get(pdu.ttt);
+      if (!r2t || pdu.dataSN !== r2t.nextDataSN || pdu.bufferOffset < r2t.offset || end > r2t.offset + r2t.length) return undefined;
+    }
+    return task.buffer.subarray(pdu.bufferOffset, end);
   }
 
   private maybeStart(task: Task): void {
@@ -641,11 +683,15 @@ export class IscsiConnection {
     const socket = this.deps.socket;
     socket.cork();
     let dataSN = 0;
-    for (let offset = 0; offset < data.length; offset += segment) {
-      const chunk = data.subarray(offset, Math.min(offset + segment, data.length));
+    let burstLimit = Math.min(params.maxBurstLength, data.length);
+    for (let offset = 0; offset < data.length; ) {
+      // A Data-In sequence (ended by F) carries at most MaxBurstLength (§13.13), so a segment never
+      // crosses a burst boundary: with a segment size that does not divide MaxBurstLength, cutting
+      // the data in plain segments made sequences longer than the initiator agreed to.
+      const chunk = data.subarray(offset, Math.min(offset + segment, burstLimit));
       const last = offset + chunk.length >= data.length;
       // F marks the end of a burst (MaxBurstLength) and of the whole transfer (§11.7.1).
-      const burstEnd = last || (offset + chunk.length) % params.maxBurstLength === 0;
+      const burstEnd = offset + chunk.length === burstLimit;
       const withStatus = last && status ? status : undefined;
       const seq = this.sequence();
       const bhs = encodeDataIn(
@@ -655,6 +701,8 @@ export class IscsiConnection {
       );
       if (withStatus) this.statSN = snAdd(this.statSN, 1);
       this.write(bhs, chunk, false);
+      offset += chunk.length;
+      if (burstEnd) burstLimit = Math.min(burstLimit + params.maxBurstLength, data.length);
     }
     socket.uncork();
     this.applyBackpressure();
@@ -680,11 +728,6 @@ export class IscsiConnection {
 
   private finishRefused(task: Task): void {
     this.tasks.delete(task.itt);
-  }
-
-  private failTaskOf(itt: number): void {
-    const task = this.tasks.get(itt);
-    if (task) this.failTask(task);
   }
 
   private failTask(task: Task): void {
@@ -721,7 +764,13 @@ export class IscsiConnection {
         if (task && task.lun === pdu.lun) victims.push(task);
         else if (!task) {
           // §11.6.1: a task that already completed (RefCmdSN before ExpCmdSN) is "function complete".
-          response = snLess(pdu.refCmdSN, this.expCmdSN) ? TmfResponse.Complete : TmfResponse.TaskDoesNotExist;
+          // So is one we never saw although its CmdSN lies in the window before the TMF's (§11.5.1 b,
+          // e.g. a command discarded for a data digest error): its CmdSN counts as received, or every
+          // later command would wait behind the gap until the initiator dropped the session.
+          response =
+            snLess(pdu.refCmdSN, this.expCmdSN) || this.considerReceived(pdu.refCmdSN, pdu.cmdSN)
+              ? TmfResponse.Complete
+              : TmfResponse.TaskDoesNotExist;
         }
         break;
       }
@@ -753,8 +802,27 @@ export class IscsiConnection {
     });
   }
 
+  /** Marks a CmdSN that never arrived as received (§11.5.1 b); false when the RFC does not allow it. */
+  private considerReceived(cmdSN: number, tmfCmdSN: number): boolean {
+    if (!snLess(cmdSN, tmfCmdSN) || snLess(cmdSN, this.expCmdSN) || snLess(this.maxCmdSN(), cmdSN)) return false;
+    if (cmdSN === this.expCmdSN) {
+      this.expCmdSN = snAdd(this.expCmdSN, 1);
+      this.deliverEarly();
+      return true;
+    }
+    if (this.early.has(cmdSN)) return false; // something else holds that CmdSN
+    this.early.set(cmdSN, () => undefined);
+    return true;
+  }
+
   private abortTask(task: Task): void {
     task.aborted = true;
+    for (const ttt of task.r2ts.keys()) this.abortedTtts.add(ttt);
+    // An initiator that never finishes those sequences must not grow the set without bound.
+    for (const ttt of this.abortedTtts) {
+      if (this.abortedTtts.size <= MAX_ABORTED_TTTS) break;
+      this.abortedTtts.delete(ttt);
+    }
     this.tasks.delete(task.itt);
   }
 
@@ -792,9 +860,23 @@ export class IscsiConnection {
   private write(bhs: Buffer, data?: Buffer, checkPressure = true): void {
     if (this.phase === 'closed') return;
     const socket = this.deps.socket;
+    if (!this.corked) {
+      // Everything written until the event loop's check phase leaves in one writev: with many
+      // commands in flight their completions arrive together, and a syscall (and a wakeup of the
+      // peer) per response cost more than a small response itself. A lone response waits for
+      // nothing: the check phase follows the callback that wrote it in the same loop turn.
+      this.corked = true;
+      socket.cork();
+      setImmediate(this.uncork);
+    }
     for (const part of framePdu(bhs, data, this.digests)) socket.write(part);
     if (checkPressure) this.applyBackpressure();
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.deps.socket.uncork();
+  };
 
   /** An initiator that does not read its responses must not grow our memory without bound. */
   private applyBackpressure(): void {
@@ -818,11 +900,19 @@ export class IscsiConnection {
       }
       return;
     }
-    if (now - this.lastReceive < nopInterval || this.tasks.size > 0) return;
+    // Only a command in storage keeps a live initiator legitimately quiet. Tasks waiting for the
+    // initiator's data used to suppress the ping too, so an initiator that died in the middle of a
+    // write (R2T open) was never pinged, never dropped, and held its session and buffers forever.
+    if (now - this.lastReceive < nopInterval || this.executing()) return;
     this.pingTtt = this.allocateTtt();
     this.pingSentAt = now;
     // A ping: ITT reserved, TTT ours; it does not advance StatSN (§11.19).
     this.write(encodeNopIn({ itt: RESERVED_TAG, ttt: this.pingTtt, lun: 0 }, this.sequence(), 0));
+  }
+
+  private executing(): boolean {
+    for (const t of this.tasks.values()) if (t.started) return true;
+    return false;
   }
 
   private protocolFailure(message: string): void {

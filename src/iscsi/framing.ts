@@ -70,10 +70,23 @@ export function framePdu(bhs: Buffer, data: Buffer | undefined, digests: { heade
   return out;
 }
 
+/**
+ * Where to put the data segment of a PDU that arrived in several socket chunks, asked with the PDU's
+ * (digest-checked) header: a Buffer of exactly `dataLength` bytes, or undefined for a fresh one.
+ */
+export type DataTarget = (bhs: Buffer, dataLength: number) => Buffer | undefined;
+
 /** Incremental reader: push() socket chunks, then next() returns whole frames until it returns undefined. */
 export class FrameReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  /**
+   * Lets the owner receive a large data segment straight into its final place (a Data-Out into its
+   * command's buffer) instead of into a gathered copy that is copied again. The bytes land there
+   * before the owner sees the PDU, so it may only hand out memory that a PDU it then rejects may
+   * overwrite. A segment that sits in one socket chunk is never copied (see take()).
+   */
+  dataTarget: DataTarget | undefined;
 
   constructor(public limits: FramingLimits) {}
 
@@ -99,8 +112,12 @@ export class FrameReader {
     const headerDigestLength = this.limits.headerDigest ? 4 : 0;
     const paddedData = dataLength + padLength(dataLength);
     const dataDigestLength = this.limits.dataDigest && dataLength > 0 ? 4 : 0;
-    const total = BHS_LENGTH + ahsLength + headerDigestLength + paddedData + dataDigestLength;
+    const headerLength = BHS_LENGTH + ahsLength + headerDigestLength;
+    const total = headerLength + paddedData + dataDigestLength;
     if (this.buffered < total) return undefined;
+    if (dataLength > 0 && this.dataTarget !== undefined && this.chunks[0]!.length < total) {
+      return this.nextInParts(headerLength, ahsLength, dataLength, paddedData - dataLength + dataDigestLength);
+    }
 
     const pdu = this.take(total);
     const header = pdu.subarray(0, BHS_LENGTH);
@@ -120,11 +137,31 @@ export class FrameReader {
     return { bhs: header, ahs, data, dataDigestOk };
   }
 
+  /** A whole PDU spread over several chunks: header, then data (into dataTarget's buffer if it gives one), then padding and digest. */
+  private nextInParts(headerLength: number, ahsLength: number, dataLength: number, trailerLength: number): Frame {
+    const head = this.take(headerLength);
+    const digested = BHS_LENGTH + ahsLength;
+    if (headerLength > digested && digestOf(head.subarray(0, digested)) !== head.readUInt32LE(digested)) {
+      throw new FramingError('header digest mismatch');
+    }
+    const header = head.subarray(0, BHS_LENGTH);
+    const ahs = ahsLength ? head.subarray(BHS_LENGTH, digested) : EMPTY;
+    const target = this.dataTarget!(header, dataLength);
+    const data = target !== undefined && target.length === dataLength ? this.takeInto(target) : this.take(dataLength);
+    const trailer = trailerLength ? this.take(trailerLength) : EMPTY;
+    let dataDigestOk = true;
+    if (this.limits.dataDigest) {
+      const pad = trailerLength - 4;
+      dataDigestOk = digestOf(data, trailer.subarray(0, pad)) === trailer.readUInt32LE(pad);
+    }
+    return { bhs: header, ahs, data, dataDigestOk };
+  }
+
   /** The first n buffered bytes, without consuming them (copies only when they span chunks). */
   private peek(n: number): Buffer {
     const first = this.chunks[0]!;
     if (first.length >= n) return first.subarray(0, n);
-    return this.gather(n, false);
+    return this.gather(Buffer.allocUnsafe(n), false);
   }
 
   private take(n: number): Buffer {
@@ -137,11 +174,16 @@ export class FrameReader {
       this.buffered -= n;
       return out;
     }
-    return this.gather(n, true);
+    return this.gather(Buffer.allocUnsafe(n), true);
   }
 
-  private gather(n: number, consume: boolean): Buffer {
-    const out = Buffer.allocUnsafe(n);
+  /** Consumes out.length bytes into `out`. */
+  private takeInto(out: Buffer): Buffer {
+    return this.gather(out, true);
+  }
+
+  private gather(out: Buffer, consume: boolean): Buffer {
+    const n = out.length;
     let copied = 0;
     let i = 0;
     while (copied < n) {

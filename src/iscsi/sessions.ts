@@ -28,6 +28,8 @@ interface Entry {
 export class SessionTable {
   private readonly byTsih = new Map<number, Entry>();
   private readonly byNexus = new Map<string, Entry>();
+  /** The last registration of each nexus still under way (see open()). */
+  private readonly opening = new Map<string, Promise<unknown>>();
   private nextTsih = 1;
 
   private static nexus(initiatorName: string, isid: string, targetName: string | undefined): string {
@@ -43,6 +45,25 @@ export class SessionTable {
     connection: SessionConnection,
   ): Promise<{ tsih: number; reinstated: boolean }> {
     const key = SessionTable.nexus(info.initiatorName, info.isid, info.targetName);
+    // Registrations of one nexus run one after the other. Without this, a second login arriving while
+    // the first waited for the old session's I/O found no entry (the old one was already removed, the
+    // new one not yet added), registered at once — before that I/O had settled — and then lived on
+    // next to the first: two sessions of one I_T nexus. In turn, the later login replaces the earlier.
+    const previous = this.opening.get(key) ?? Promise.resolve();
+    const mine = previous.catch(() => undefined).then(() => this.register(key, info, connection));
+    this.opening.set(key, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.opening.get(key) === mine) this.opening.delete(key);
+    }
+  }
+
+  private async register(
+    key: string,
+    info: Omit<SessionInfo, 'tsih' | 'since'>,
+    connection: SessionConnection,
+  ): Promise<{ tsih: number; reinstated: boolean }> {
     const old = this.byNexus.get(key);
     if (old) {
       this.remove(old.info.tsih, old.connection);
