@@ -1,5 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import koffi from 'koffi';
 import type { BlockExtent } from './block-device.js';
 import { BackingError, isUnsupported } from './errors.js';
 import { seekData, seekHole } from './libc.js';
@@ -31,9 +32,58 @@ export async function probePunchHole(fd: number, fileSize: number, punch: PunchH
   }
 }
 
-/** Fills `buf` from `position` on (one pread unless short); bytes past end of file read as zero. */
+/**
+ * Reads up to this size first try the page cache from the event loop itself (readCached), and go
+ * through the libuv pool only for what is not cached. A pool round trip (queue, futex wake-up of a
+ * worker, completion back through the loop) costs ~10 µs of CPU on top of the read, and the data
+ * arrives in another core's cache just before the socket write copies it again: measured on a 2-core
+ * VM, a cached 4 KiB read costs ~2 µs instead of ~12, a 1 MiB read ~440 µs of target CPU per command
+ * instead of ~570 (and 15-20 % more MB/s). The price is the event loop copying up to 1 MiB (~0.1-0.2 ms)
+ * itself; larger transfers stay in the pool.
+ */
+export const CACHED_READ_MAX = 1024 * 1024;
+
+const RWF_NOWAIT = 0x08;
+/** EINVAL, ENOSYS, EOPNOTSUPP: the kernel or the file system has no non-blocking buffered reads. */
+const NOWAIT_UNSUPPORTED = new Set([22, 38, 95]);
+type PreadV2 = (fd: number, iov: { iov_base: Buffer; iov_len: number }, iovcnt: number, offset: number, flags: number) => number | bigint;
+/** undefined: not loaded yet; null: unavailable here (no koffi, or the file system refuses RWF_NOWAIT). */
+let preadv2: PreadV2 | null | undefined;
+
+function loadPreadv2(): PreadV2 | null {
+  try {
+    const iovec = koffi.struct({ iov_base: 'void *', iov_len: 'size_t' });
+    const fn = koffi.load('libc.so.6').func('preadv2', 'intptr_t', ['int', koffi.pointer(iovec), 'int', 'int64_t', 'int']);
+    return fn as unknown as PreadV2;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What the page cache already holds of [position, position+buf.length), copied into `buf` on this
+ * thread: preadv2 with RWF_NOWAIT returns at once — fewer bytes, or EAGAIN — where a plain read would
+ * wait for the disk, so the event loop never blocks on I/O. Returns the bytes read from the start of
+ * `buf` (0 when nothing was cached, at end of file, or on any error: the pool read that follows
+ * reports real errors).
+ */
+export function readCached(fd: number, buf: Buffer, position: number): number {
+  if (preadv2 === undefined) preadv2 = loadPreadv2();
+  if (preadv2 === null || buf.length === 0) return 0;
+  const n = Number(preadv2(fd, { iov_base: buf, iov_len: buf.length }, 1, position, RWF_NOWAIT));
+  if (n >= 0) return n;
+  // EAGAIN: not cached. Unsupported says so on every call: stop trying, for every file (one flag for
+  // all, as this is only a fast path).
+  if (NOWAIT_UNSUPPORTED.has(koffi.errno())) preadv2 = null;
+  return 0;
+}
+
+/**
+ * Fills `buf` from `position` on (one pread unless short); bytes past end of file read as zero.
+ * Reads up to CACHED_READ_MAX take what the page cache holds without the pool.
+ */
 export async function readFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
+  let done = buf.length <= CACHED_READ_MAX ? readCached(fh.fd, buf, position) : 0;
   while (done < buf.length) {
     const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
     if (bytesRead === 0) {
