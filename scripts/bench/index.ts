@@ -1,6 +1,7 @@
 // npm run bench -- [dhcp] [tftp] ...: hiveboot side by side with the peer a user would otherwise run,
 // in the same run on the same machine, reported as ratios. Needs root (network namespaces).
 import { benchDhcp } from './dhcp.js';
+import { benchIscsi, iscsiOptions, iscsiTitle, printIscsi } from './iscsi.js';
 import { benchTftp } from './tftp.js';
 
 const wanted = new Set(process.argv.slice(2).filter((a) => !a.startsWith('-')));
@@ -42,4 +43,10 @@ if (all || wanted.has('tftp')) {
   for (const peer of rows.filter((r) => r !== hb && !r.error)) {
     if (hb) console.log(`ratio ${peer.server}/hiveboot: ${(median(peer.wallMs) / median(hb.wallMs)).toFixed(2)}x (> 1: hiveboot is faster)`);
   }
+}
+
+if (all || wanted.has('iscsi')) {
+  const opts = iscsiOptions();
+  console.log(iscsiTitle(opts));
+  printIscsi(await benchIscsi(opts));
 }
