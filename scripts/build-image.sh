@@ -38,8 +38,8 @@ re-assembles the image (seconds); anything else rebuilds the root tree (a minute
 EOF
 }
 
-suite=bookworm size=4G mirror=http://deb.debian.org/debian k3s_binary= k3s_version= hiveboot_url=
-extra_packages= root_password_file= kernel_args= cache_dir=/var/cache/hiveboot-image force=0 out=
+suite=bookworm size=4G mirror=http://deb.debian.org/debian k3s_binary='' k3s_version='' hiveboot_url=''
+extra_packages='' root_password_file='' kernel_args='' cache_dir=/var/cache/hiveboot-image force=0 out=''
 while [ $# -gt 0 ]; do
   case "$1" in
     --suite) suite=${2:?--suite needs a value}; shift 2 ;;
@@ -64,7 +64,7 @@ fail() { echo "build-image: $*" >&2; exit 1; }
 case "$suite" in bookworm | trixie) ;; *) fail "--suite must be bookworm or trixie, not '$suite'" ;; esac
 [[ "$size" =~ ^([0-9]+)([MG])$ ]] || fail "--size must look like 4G or 2048M, not '$size'"
 size_mib=${BASH_REMATCH[1]}; [ "${BASH_REMATCH[2]}" = M ] || size_mib=$((size_mib * 1024))
-[ "$size_mib" -ge 1536 ] || fail "--size must be at least 1536M (the root tree alone is about 1 GiB)"
+[ "$size_mib" -ge 1536 ] || fail "--size must be at least 1536M (the root tree alone is about 700 MiB)"
 [ -z "$k3s_binary" ] || [ -z "$k3s_version" ] || fail "--k3s-binary and --k3s-version exclude each other"
 [ -z "$k3s_binary" ] || [ -f "$k3s_binary" ] || fail "--k3s-binary $k3s_binary: no such file"
 [ -z "$root_password_file" ] || [ -r "$root_password_file" ] || fail "--root-password-file $root_password_file: cannot read it"
@@ -74,7 +74,7 @@ size_mib=${BASH_REMATCH[1]}; [ "${BASH_REMATCH[2]}" = M ] || size_mib=$((size_mi
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 
 # ------------------------------------------------------------------------------------ progress
-T0=$(date +%s%N) STAGE_T= STAGE_NAME= SUMMARY=()
+T0=$(date +%s%N) STAGE_T='' STAGE_NAME='' SUMMARY=()
 elapsed() { local d=$(( ($(date +%s%N) - $1) / 1000000 )); printf '%d.%01d' $((d / 1000)) $((d % 1000 / 100)); }
 stage() {
   finish_stage
@@ -84,7 +84,7 @@ stage() {
 finish_stage() {
   [ -n "$STAGE_NAME" ] || return 0
   SUMMARY+=("$(printf '%8ss  %s' "$(elapsed "$STAGE_T")" "$STAGE_NAME")")
-  STAGE_NAME=
+  STAGE_NAME=''
 }
 note() { printf '           %s\n' "$*"; }
 
@@ -109,7 +109,6 @@ ensure_debian_packages build-image debootstrap debian-archive-keyring dosfstools
 packages=(systemd systemd-sysv udev dbus systemd-resolved systemd-timesyncd linux-image-amd64
   initramfs-tools busybox zstd open-iscsi grub-pc-bin grub-efi-amd64-bin e2fsprogs kmod iproute2
   procps curl ca-certificates jq)
-[ "$suite" = trixie ] && packages+=(systemd-networkd)
 if [ -n "$extra_packages" ]; then IFS=, read -r -a extra <<<"$extra_packages"; packages+=("${extra[@]}"); fi
 
 k3s_sha=none
@@ -118,10 +117,10 @@ if [ -n "$k3s_version" ]; then
   k3s_cache="$cache_dir/k3s/$k3s_version"
   if [ ! -s "$k3s_cache/k3s" ]; then
     mkdir -p "$k3s_cache"
-    base="https://github.com/k3s-io/k3s/releases/download/${k3s_version//+/%2B}"
-    curl -fsSL --retry 2 -o "$k3s_cache/sha256sum-amd64.txt" "$base/sha256sum-amd64.txt" \
-      && curl -fSL --retry 2 -o "$k3s_cache/k3s.part" "$base/k3s" \
-      || fail "could not download k3s $k3s_version from $base (no route to GitHub from here?). Build without K3s (drop --k3s-version) or give a binary with --k3s-binary."
+    release_url="https://github.com/k3s-io/k3s/releases/download/${k3s_version//+/%2B}"
+    curl -fsSL --retry 2 -o "$k3s_cache/sha256sum-amd64.txt" "$release_url/sha256sum-amd64.txt" \
+      && curl -fSL --retry 2 -o "$k3s_cache/k3s.part" "$release_url/k3s" \
+      || fail "could not download k3s $k3s_version from $release_url (no route to GitHub from here?). Build without K3s (drop --k3s-version) or give a binary with --k3s-binary."
     want=$(awk '$2 == "k3s" { print $1 }' "$k3s_cache/sha256sum-amd64.txt")
     got=$(sha256sum "$k3s_cache/k3s.part" | cut -d' ' -f1)
     [ -n "$want" ] && [ "$want" = "$got" ] || { rm -f "$k3s_cache/k3s.part"; fail "k3s $k3s_version: sha256 $got does not match the release's '$want'"; }
@@ -151,7 +150,6 @@ rootfs_key=$( {
 } | sha256sum | cut -c1-16)
 image_key="$rootfs_key-$size_mib-$(sha256sum "$HERE/build-image.sh" | cut -c1-8)"
 info_file="$out.build-info"
-
 
 if [ "$force" -eq 0 ] && [ -f "$out" ] && [ -f "$info_file" ] && grep -qx "key=$image_key" "$info_file"; then
   finish_stage

@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetLab, waitForOutput } from '../support/netns.js';
 import { startGuest } from '../support/qemu.js';
+import { ensureGoldenImage } from '../support/vm.js';
 import { describeTimeline, timeline as readTimeline } from '../support/timeline.js';
 
 /**
@@ -17,13 +17,6 @@ import { describeTimeline, timeline as readTimeline } from '../support/timeline.
 const MAC = '52:54:00:e2:00:01';
 const HOSTNAME = 'e2e-bios';
 const NETBOOT = join(import.meta.dirname, '../../netboot');
-const ROOT = join(import.meta.dirname, '../..');
-const IMAGE = process.env.HIVEBOOT_TEST_IMAGE ?? join(ROOT, '.tmp/images/debian-k3s.raw');
-
-function ensureImage(): string {
-  if (!existsSync(IMAGE)) execFileSync('bash', [join(ROOT, 'scripts/build-image.sh'), IMAGE], { stdio: 'inherit', timeout: 30 * 60_000 });
-  return IMAGE;
-}
 
 describe.skipIf(!NetLab.available())('power on → Debian up from hiveboot (BIOS, proxyDHCP)', () => {
   const lab = new NetLab();
@@ -33,8 +26,10 @@ describe.skipIf(!NetLab.available())('power on → Debian up from hiveboot (BIOS
   let api: (method: string, path: string, body?: unknown) => Promise<{ status: number; json: Record<string, unknown> }>;
 
   beforeAll(async () => {
-    const image = ensureImage();
     dir = mkdtempSync(join(tmpdir(), 'hb-e2e-bios-'));
+    // The golden image from scripts/build-image.sh, cached outside the clone (seconds when warm).
+    const { image: golden } = await ensureGoldenImage(join(dir, 'build-image.log'));
+    const image = golden.path;
     srv = lab.ns('srv');
     const rtr = lab.ns('rtr');
     lab.bridge(srv, 'br0', '10.91.0.1/24');
