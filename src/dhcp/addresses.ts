@@ -1,19 +1,42 @@
 /** IPv4 arithmetic for pools and subnets: addresses as unsigned 32-bit numbers. */
 
 export function ipToInt(ip: string): number {
-  const parts = ip.split('.');
-  if (parts.length !== 4) throw new RangeError(`not an IPv4 address: ${ip}`);
+  const n = parseIpv4(ip);
+  if (n < 0) throw new RangeError(`not an IPv4 address: ${ip}`);
+  return n;
+}
+
+/**
+ * Dotted quad → unsigned 32-bit number, or -1: exactly four parts of one to three ASCII digits, each
+ * at most 255. A loop over the characters rather than split and a regular expression per part, as
+ * this runs several times for every DHCP packet.
+ */
+export function parseIpv4(ip: string): number {
   let n = 0;
-  for (const p of parts) {
-    const v = Number(p);
-    if (!/^\d{1,3}$/.test(p) || v > 255) throw new RangeError(`not an IPv4 address: ${ip}`);
-    n = n * 256 + v;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (++digits > 3) return -1;
+      part = part * 10 + (c - 48);
+    } else if (c === 46 && digits > 0 && dots < 3) {
+      if (part > 255) return -1;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else {
+      return -1;
+    }
   }
-  return n >>> 0;
+  if (dots !== 3 || digits === 0 || part > 255) return -1;
+  return (n * 256 + part) >>> 0;
 }
 
 export function intToIp(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
 export interface Subnet {

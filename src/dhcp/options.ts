@@ -178,9 +178,11 @@ export function isIpxe(p: DhcpPacket): boolean {
 
 /** PXE firmware (vendor class PXEClient) or UEFI HTTP boot (HTTPClient). */
 export function pxeClientKind(p: DhcpPacket): 'PXEClient' | 'HTTPClient' | undefined {
-  const vc = vendorClass(p);
-  if (vc?.startsWith('PXEClient')) return 'PXEClient';
-  if (vc?.startsWith('HTTPClient')) return 'HTTPClient';
+  // Only the first ten bytes matter; both prefixes are printable, so vendorClass()'s replacement of
+  // unprintable bytes could not make or break a match.
+  const head = p.options.get(Opt.VENDOR_CLASS)?.toString('latin1', 0, 10);
+  if (head?.startsWith('PXEClient')) return 'PXEClient';
+  if (head?.startsWith('HTTPClient')) return 'HTTPClient';
   return undefined;
 }
 

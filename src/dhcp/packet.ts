@@ -1,3 +1,5 @@
+import { ipToInt } from './addresses.js';
+
 /**
  * The DHCP/BOOTP wire format (RFC 2131 section 2, RFC 2132 section 2-3, RFC 3396): bytes in, typed
  * packet out, and back. Pure and policy-free. Options are kept as raw bytes by code; options.ts gives
@@ -59,15 +61,16 @@ export function decodePacket(buf: Buffer): DhcpPacket {
   if (hlen > 16) throw new DhcpParseError(`bad hlen ${hlen}`);
   if (buf.readUInt32BE(HEADER_LENGTH) !== MAGIC_COOKIE) throw new DhcpParseError('bad magic cookie (BOOTP without DHCP options)');
 
-  const options = new Map<number, Buffer[]>();
-  const overload = parseOptions(buf.subarray(MIN_LENGTH), 'options', options);
+  // One copy of the whole packet, and every field a view into it: the packet owns its bytes without
+  // an allocation per option.
+  const own = Buffer.from(buf);
+  const options = new Map<number, Buffer>();
+  const overload = parseOptions(own, MIN_LENGTH, own.length, 'options', options);
   // RFC 2131 section 4.1: with option 52, the file field then the sname field carry more options.
-  const sname = buf.subarray(44, 108);
-  const file = buf.subarray(108, 236);
   if (overload !== undefined) {
     if (overload < 1 || overload > 3) throw new DhcpParseError(`bad overload value ${overload}`);
-    if (overload & 1) parseOptions(file, 'file', options);
-    if (overload & 2) parseOptions(sname, 'sname', options);
+    if (overload & 1) parseOptions(own, 108, 236, 'file', options);
+    if (overload & 2) parseOptions(own, 44, 108, 'sname', options);
   }
   return {
     op,
@@ -81,37 +84,40 @@ export function decodePacket(buf: Buffer): DhcpPacket {
     yiaddr: ipAt(buf, 16),
     siaddr: ipAt(buf, 20),
     giaddr: ipAt(buf, 24),
-    chaddr: Buffer.from(buf.subarray(28, 28 + hlen)),
-    sname: overload !== undefined && overload & 2 ? '' : cString(sname),
-    file: overload !== undefined && overload & 1 ? '' : cString(file),
-    options: new Map([...options].map(([code, parts]) => [code, Buffer.concat(parts)])),
+    chaddr: own.subarray(28, 28 + hlen),
+    sname: overload !== undefined && overload & 2 ? '' : cString(own, 44, 108),
+    file: overload !== undefined && overload & 1 ? '' : cString(own, 108, 236),
+    options,
   };
 }
 
-/** Parses one option area into `into`; returns the overload value if option 52 was in it. */
-function parseOptions(area: Buffer, where: string, into: Map<number, Buffer[]>): number | undefined {
+/**
+ * Parses the option area buf[from, to) into `into`; returns the overload value if option 52 was in
+ * it. Offsets into the packet rather than a view of the area: one object less per area.
+ */
+function parseOptions(buf: Buffer, from: number, to: number, where: string, into: Map<number, Buffer>): number | undefined {
   let overload: number | undefined;
-  let i = 0;
-  while (i < area.length) {
-    const code = area[i]!;
+  let i = from;
+  while (i < to) {
+    const code = buf[i]!;
     if (code === OPT_END) break;
     if (code === OPT_PAD) {
       i++;
       continue;
     }
-    if (i + 1 >= area.length) throw new DhcpParseError(`option ${code} in ${where} has no length byte`);
-    const len = area[i + 1]!;
+    if (i + 1 >= to) throw new DhcpParseError(`option ${code} in ${where} has no length byte`);
+    const len = buf[i + 1]!;
     const start = i + 2;
-    if (start + len > area.length) throw new DhcpParseError(`option ${code} in ${where} overruns the packet (${len} bytes)`);
-    const value = area.subarray(start, start + len);
+    if (start + len > to) throw new DhcpParseError(`option ${code} in ${where} overruns the packet (${len} bytes)`);
     if (code === OPT_OVERLOAD) {
       if (where !== 'options') throw new DhcpParseError(`option 52 inside the ${where} field`);
       if (len !== 1) throw new DhcpParseError('option 52 must be 1 byte');
-      overload = value[0]!;
+      overload = buf[start]!;
     } else {
-      const parts = into.get(code);
-      if (parts) parts.push(Buffer.from(value));
-      else into.set(code, [Buffer.from(value)]);
+      const value = buf.subarray(start, start + len);
+      // A repeated code continues the first instance (RFC 3396); the Map keeps first-seen order.
+      const before = into.get(code);
+      into.set(code, before ? Buffer.concat([before, value]) : value);
     }
     i = start + len;
   }
@@ -134,24 +140,15 @@ export interface EncodeOptions {
  * padded to 300 bytes.
  */
 export function encodePacket(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
-  const parts: Buffer[] = [];
-  const ordered = [...p.options.entries()].sort(([a], [b]) => (a === 53 ? -1 : b === 53 ? 1 : 0));
-  for (const [code, value] of ordered) {
+  // Sized first, then written into one buffer: no intermediate buffer per option.
+  let optionLength = 1; // END
+  for (const [code, value] of p.options) {
     if (code === OPT_PAD || code === OPT_END || code === OPT_OVERLOAD || code < 0 || code > 254) {
       throw new RangeError(`option code ${code} cannot be encoded as a plain option`);
     }
-    if (value.length === 0) {
-      parts.push(Buffer.from([code, 0]));
-      continue;
-    }
-    for (let off = 0; off < value.length; off += 255) {
-      const chunk = value.subarray(off, off + 255);
-      parts.push(Buffer.from([code, chunk.length]), chunk);
-    }
+    optionLength += value.length === 0 ? 2 : value.length + 2 * Math.ceil(value.length / 255);
   }
-  parts.push(Buffer.from([OPT_END]));
-  const optionBytes = Buffer.concat(parts);
-  const length = Math.max(MIN_REPLY_LENGTH, MIN_LENGTH + optionBytes.length);
+  const length = Math.max(MIN_REPLY_LENGTH, MIN_LENGTH + optionLength);
   const max = Math.max(opts.maxSize ?? MIN_DATAGRAM, MIN_DATAGRAM) - IP_UDP_HEADERS;
   if (length > max) throw new RangeError(`DHCP reply of ${length} bytes exceeds the client's maximum of ${max}`);
   const buf = Buffer.alloc(length);
@@ -170,8 +167,29 @@ export function encodePacket(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   writeCString(buf, 44, 64, p.sname, 'sname');
   writeCString(buf, 108, 128, p.file, 'file');
   buf.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
-  optionBytes.copy(buf, MIN_LENGTH);
+  let at = MIN_LENGTH;
+  const first = p.options.get(53);
+  if (first) at = writeOption(buf, at, 53, first);
+  for (const [code, value] of p.options) if (code !== 53) at = writeOption(buf, at, code, value);
+  buf[at] = OPT_END;
   return buf;
+}
+
+/** One option at `at`, split into 255-byte instances (RFC 3396); returns where the next one goes. */
+function writeOption(buf: Buffer, at: number, code: number, value: Buffer): number {
+  if (value.length === 0) {
+    buf[at] = code;
+    buf[at + 1] = 0;
+    return at + 2;
+  }
+  for (let off = 0; off < value.length; off += 255) {
+    const n = Math.min(255, value.length - off);
+    buf[at] = code;
+    buf[at + 1] = n;
+    value.copy(buf, at + 2, off, off + n);
+    at += 2 + n;
+  }
+  return at;
 }
 
 /** A reply skeleton for a request: same xid, flags, giaddr and chaddr, as RFC 2131 table 3 says. */
@@ -198,36 +216,35 @@ export function replyTo(req: DhcpPacket): DhcpPacket {
 /** The client's MAC in lower-case colon form, or undefined if the hardware is not Ethernet. */
 export function clientMac(p: DhcpPacket): string | undefined {
   if (p.htype !== 1 || p.hlen !== 6) return undefined;
-  return [...p.chaddr].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  const c = p.chaddr;
+  return `${HEX[c[0]!]}:${HEX[c[1]!]}:${HEX[c[2]!]}:${HEX[c[3]!]}:${HEX[c[4]!]}:${HEX[c[5]!]}`;
 }
+
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
 
 function ipAt(buf: Buffer, off: number): string {
   return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
 }
 
 function writeIp(buf: Buffer, off: number, ip: string): void {
-  ipToBuffer(ip).copy(buf, off);
+  buf.writeUInt32BE(ipToInt(ip), off);
 }
 
 export function ipToBuffer(ip: string): Buffer {
-  const parts = ip.split('.');
-  if (parts.length !== 4) throw new RangeError(`not an IPv4 address: ${ip}`);
-  return Buffer.from(
-    parts.map((x) => {
-      const n = Number(x);
-      if (!/^\d{1,3}$/.test(x) || n > 255) throw new RangeError(`not an IPv4 address: ${ip}`);
-      return n;
-    }),
-  );
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(ipToInt(ip), 0);
+  return b;
 }
 
-function cString(b: Buffer): string {
-  const end = b.indexOf(0);
-  return b.subarray(0, end === -1 ? b.length : end).toString('latin1');
+/** The NUL-terminated string in buf[from, to) (or all of it, with no NUL). */
+function cString(buf: Buffer, from: number, to: number): string {
+  let end = from;
+  while (end < to && buf[end] !== 0) end++;
+  return end === from ? '' : buf.toString('latin1', from, end);
 }
 
 function writeCString(buf: Buffer, off: number, size: number, s: string, field: string): void {
-  const bytes = Buffer.from(s, 'latin1');
-  if (bytes.length >= size) throw new RangeError(`${field} "${s}" is longer than ${size - 1} bytes`);
-  bytes.copy(buf, off);
+  // latin1 is one byte per character, so the string's length is its length in bytes.
+  if (s.length >= size) throw new RangeError(`${field} "${s}" is longer than ${size - 1} bytes`);
+  if (s.length > 0) buf.write(s, off, s.length, 'latin1');
 }

@@ -46,6 +46,11 @@ export class DhcpServer {
     this.ports = opts.ports ?? { server: 67, pxe: 4011, client: 68 };
   }
 
+  /** Per-packet debug lines build their fields only when they will be written. */
+  private get debug(): boolean {
+    return this.opts.logger.isLevelEnabled('debug');
+  }
+
   async start(): Promise<void> {
     try {
       for (const iface of this.opts.interfaces) {
@@ -100,7 +105,7 @@ export class DhcpServer {
     if ('ignore' in outcome) {
       this.notify(outcome, req, ctx);
       this.stats.ignored++;
-      this.opts.logger.debug({ iface: ctx.iface, mac: outcome.mac, reason: outcome.ignore }, 'DHCP request not answered');
+      if (this.debug) this.opts.logger.debug({ iface: ctx.iface, mac: outcome.mac, reason: outcome.ignore }, 'DHCP request not answered');
       return;
     }
     let bytes: Buffer;
@@ -116,10 +121,9 @@ export class DhcpServer {
     socket.send(bytes, to.port, to.address, (err) => {
       if (err) this.opts.logger.warn({ err, to, mac: outcome.mac }, 'DHCP reply not sent');
     });
-    this.opts.logger.debug(
-      { iface: ctx.iface, mac: outcome.mac, type: MESSAGE_TYPE_NAMES[messageType(outcome.reply) ?? 0], to },
-      'DHCP reply',
-    );
+    if (this.debug) {
+      this.opts.logger.debug({ iface: ctx.iface, mac: outcome.mac, type: MESSAGE_TYPE_NAMES[messageType(outcome.reply) ?? 0], to }, 'DHCP reply');
+    }
     // After the reply is on its way: bookkeeping never delays an answer.
     this.notify(outcome, req, ctx);
   }

@@ -1,4 +1,6 @@
 import dgram from 'node:dgram';
+import { lookup } from 'node:dns';
+import { isIP } from 'node:net';
 import koffi from 'koffi';
 
 /**
@@ -17,6 +19,13 @@ const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;
 const SO_BROADCAST = 6;
 const SO_BINDTODEVICE = 25;
+const SO_RCVBUF = 8;
+const SO_RCVBUFFORCE = 33;
+/**
+ * Room for a boot storm's worth of requests while the event loop is busy (a timeline flush): a
+ * queue that overflows drops DISCOVERs, and PXE firmware only asks again 4 s later.
+ */
+const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 interface Libc {
   socket: (domain: number, type: number, protocol: number) => number;
@@ -45,6 +54,16 @@ function load(): Libc {
 
 export class SocketSetupError extends Error {}
 
+/**
+ * dgram passes the destination of every send through its lookup function; ours are always literal
+ * addresses (a broadcast, a relay, a client), which dns.lookup would only hand back on the next tick.
+ */
+const literalLookup: NonNullable<dgram.SocketOptions['lookup']> = (hostname, options, callback) => {
+  const family = isIP(hostname);
+  if (family) callback(null, hostname, family);
+  else lookup(hostname, options, callback);
+};
+
 /** Opens 0.0.0.0:port pinned to `device` (or unpinned if device is undefined), broadcast allowed. */
 export async function openDeviceSocket(port: number, device: string | undefined): Promise<dgram.Socket> {
   const c = load();
@@ -60,6 +79,10 @@ export async function openDeviceSocket(port: number, device: string | undefined)
   // SO_REUSEADDR lets one socket per interface share port 67.
   if (c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4) !== 0) fail('SO_REUSEADDR');
   if (c.setsockopt(fd, SOL_SOCKET, SO_BROADCAST, one, 4) !== 0) fail('SO_BROADCAST');
+  const size = Buffer.alloc(4);
+  size.writeInt32LE(RECEIVE_BUFFER_BYTES);
+  // Past net.core.rmem_max only with CAP_NET_ADMIN (FORCE); otherwise as much as the system allows.
+  if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, size, 4) !== 0) c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, size, 4);
   if (device !== undefined) {
     const name = Buffer.from(`${device}\0`);
     if (c.setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, name.length) !== 0) fail(`SO_BINDTODEVICE ${device} (needs CAP_NET_RAW)`);
@@ -68,7 +91,7 @@ export async function openDeviceSocket(port: number, device: string | undefined)
   addr.writeUInt16LE(AF_INET, 0);
   addr.writeUInt16BE(port, 2);
   if (c.bind(fd, addr, 16) !== 0) fail(`bind 0.0.0.0:${port}${device ? ` on ${device}` : ''}`);
-  const socket = dgram.createSocket({ type: 'udp4' });
+  const socket = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind({ fd }, () => {

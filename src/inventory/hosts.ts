@@ -15,6 +15,7 @@ import {
 import type { DiskInput, Facts, HostCreate, HostState, HostUpdate, HostView } from '../model/schemas.js';
 import { statement, type Db } from './database.js';
 import type { EventLog } from './events.js';
+import { HostIndex, type HostBrief } from './host-index.js';
 import { missingForBoot, nextState } from './host-state.js';
 import { parseJsonMap, translateConstraint } from './sqlite-errors.js';
 
@@ -63,13 +64,143 @@ const SELECT = `SELECT h.*, d.source AS d_source, d.portals AS d_portals, d.targ
   d.mutual_secret AS d_mutual_secret, d.updated_at AS d_updated_at
   FROM hosts h LEFT JOIN disks d ON d.host_id = h.id`;
 
-/** Hosts and their disks. Every change is one transaction that also writes the host's event. */
+const BRIEF = 'SELECT mac, hostname, profile, state, ip, boot_file FROM hosts';
+const BRIEF_ONE = `${BRIEF} WHERE mac = ?`;
+/** How often the index asks whether another connection has written to the database. */
+const VERSION_CHECK_MS = 1000;
+
+interface BriefRow {
+  mac: string;
+  hostname: string | null;
+  profile: string | null;
+  state: HostState;
+  ip: string | null;
+  boot_file: string | null;
+}
+
+/**
+ * Hosts and their disks. Every change is one transaction that also writes the host's event.
+ *
+ * Beside the table, every host is kept in memory (HostIndex: by MAC, by reserved address, counts by
+ * state) for the questions asked on every DHCP packet. The index follows the database as this
+ * connection sees it: a write to a host row marks its MAC stale (TEMP triggers, so no write can be
+ * missed), and the next read of the index re-reads that row.
+ * A row re-read inside a transaction is provisional until the transaction is known to have
+ * committed; a rollback makes it stale again. Transactions that write hosts go through
+ * transaction() (Inventory.transaction does), which is how their end is known.
+ *
+ * The daemon is the database's only writer. Should another connection commit to the same file (an
+ * operator with the sqlite3 shell, a test opening it twice), PRAGMA data_version tells, and the
+ * whole index is read again. That is asked at most once a second, not on every read: in WAL mode
+ * every statement outside a transaction takes the shared-memory locks, syscalls the DHCP hot path
+ * would otherwise pay for each packet.
+ */
 export class HostStore {
+  private index: HostIndex | undefined;
+  /** MACs whose index entry may differ from their row: re-read before the index is next used. */
+  private readonly stale = new Set<string>();
+  /** MACs re-read inside a transaction that has not ended yet. */
+  private readonly provisional = new Set<string>();
+  private dataVersion = -1;
+  /** performance.now() of the last data_version check. */
+  private versionCheckedAt = -Infinity;
+
   constructor(
     private readonly db: Db,
     private readonly events: EventLog,
     private readonly now: () => Date,
-  ) {}
+  ) {
+    // Every write to a host row on this connection marks the row for re-reading, whichever method
+    // (or bare statement) makes it: a method added later cannot forget to. TEMP triggers belong to
+    // this connection alone and are not part of the schema.
+    db.function('hiveboot_host_changed', (mac: unknown) => {
+      if (typeof mac === 'string') this.stale.add(mac);
+      return null;
+    });
+    db.exec(`
+      CREATE TEMP TRIGGER IF NOT EXISTS hiveboot_host_inserted AFTER INSERT ON main.hosts
+        BEGIN SELECT hiveboot_host_changed(NEW.mac); END;
+      CREATE TEMP TRIGGER IF NOT EXISTS hiveboot_host_updated AFTER UPDATE OF mac, hostname, profile, state, ip, boot_file ON main.hosts
+        BEGIN SELECT hiveboot_host_changed(OLD.mac), hiveboot_host_changed(NEW.mac); END;
+      CREATE TEMP TRIGGER IF NOT EXISTS hiveboot_host_deleted AFTER DELETE ON main.hosts
+        BEGIN SELECT hiveboot_host_changed(OLD.mac); END;
+    `);
+  }
+
+  /**
+   * Runs fn in one transaction (a savepoint inside another) and keeps the in-memory index in step
+   * with how it ends. Every transaction that may write hosts goes through here.
+   */
+  transaction<T>(fn: () => T): T {
+    // better-sqlite3's db.transaction() builds a new wrapper (five functions) on every call; this is
+    // the same protocol — BEGIN IMMEDIATE or a savepoint, commit or roll back — on statements
+    // prepared once, as it runs for every discovered machine.
+    const nested = this.db.inTransaction;
+    statement(this.db, nested ? 'SAVEPOINT host_store' : 'BEGIN IMMEDIATE').run();
+    let result: T;
+    try {
+      result = fn();
+      if (result instanceof Promise) throw new TypeError('Transaction function cannot return a promise');
+      statement(this.db, nested ? 'RELEASE host_store' : 'COMMIT').run();
+    } catch (err) {
+      // SQLite may already have rolled back by itself (SQLITE_FULL, SQLITE_IOERR...).
+      if (this.db.inTransaction) {
+        if (nested) {
+          statement(this.db, 'ROLLBACK TO host_store').run();
+          statement(this.db, 'RELEASE host_store').run();
+        } else {
+          statement(this.db, 'ROLLBACK').run();
+        }
+      }
+      // Rolled back, to the savepoint or entirely: what the index learnt inside may be undone.
+      for (const mac of this.provisional) this.stale.add(mac);
+      this.provisional.clear();
+      throw err;
+    }
+    // Committed for good: the rows re-read inside are what is stored.
+    if (!nested) this.provisional.clear();
+    return result;
+  }
+
+  /** The host in memory: what DHCP needs, without a query. `mac` in canonical form, as find() takes it. */
+  brief(mac: string): HostBrief | undefined {
+    return this.current().get(mac);
+  }
+
+  /** The index, brought up to date with the database as this connection sees it now. */
+  private current(): HostIndex {
+    let index = this.index;
+    const now = performance.now();
+    if (!index || now - this.versionCheckedAt >= VERSION_CHECK_MS) {
+      this.versionCheckedAt = now;
+      const version = statement(this.db, 'PRAGMA data_version').pluck().get() as number;
+      if (!index || version !== this.dataVersion) index = this.reload(version);
+    }
+    if (!this.db.inTransaction && this.provisional.size > 0) {
+      // A transaction ended without telling us how (one opened outside this store): re-read.
+      for (const mac of this.provisional) this.stale.add(mac);
+      this.provisional.clear();
+    }
+    for (const mac of this.stale) {
+      const row = statement(this.db, BRIEF_ONE).get(mac) as BriefRow | undefined;
+      index.put(mac, row && toBrief(row));
+      if (this.db.inTransaction) this.provisional.add(mac);
+    }
+    this.stale.clear();
+    return index;
+  }
+
+  /** Reads every host again: on first use, or when another connection has committed. */
+  private reload(version: number): HostIndex {
+    const index = (this.index ??= new HostIndex());
+    index.clear();
+    for (const r of statement(this.db, BRIEF).all() as BriefRow[]) index.put(r.mac, toBrief(r));
+    this.stale.clear();
+    this.dataVersion = version;
+    if (this.db.inTransaction) for (const mac of index.macs()) this.provisional.add(mac);
+    else this.provisional.clear();
+    return index;
+  }
 
   list(filter: { state?: HostState; profile?: string } = {}): Host[] {
     const where: string[] = [];
@@ -97,15 +228,14 @@ export class HostStore {
     return row && toHost(row);
   }
 
-  /** All address reservations, address → MAC. */
-  reservations(): Map<string, string> {
-    const rows = statement(this.db, 'SELECT ip, mac FROM hosts WHERE ip IS NOT NULL').all() as { ip: string; mac: string }[];
-    return new Map(rows.map((r) => [r.ip, r.mac]));
+  /** All address reservations, address → MAC: a live view from memory, to read before the next write. */
+  reservations(): ReadonlyMap<string, string> {
+    return this.current().reservations();
   }
 
   /** The MAC whose reserved address this is, if any (full-DHCP mode). */
   reservationOwner(ip: string): string | undefined {
-    return (statement(this.db, 'SELECT mac FROM hosts WHERE ip = ?').get(ip) as { mac: string } | undefined)?.mac;
+    return this.current().reservationOwner(ip);
   }
 
   get(macInput: string): Host {
@@ -116,11 +246,7 @@ export class HostStore {
   }
 
   countByState(): Record<HostState, number> {
-    const out: Record<HostState, number> = { discovered: 0, pending: 0, ready: 0, disabled: 0 };
-    for (const r of statement(this.db, 'SELECT state, count(*) AS n FROM hosts GROUP BY state').all() as { state: HostState; n: number }[]) {
-      out[r.state] = r.n;
-    }
-    return out;
+    return this.current().countByState();
   }
 
   create(input: HostCreate, actor: Actor = API): Host {
@@ -133,7 +259,7 @@ export class HostStore {
     const bootFile = input.bootFile !== undefined ? validateBootFile(input.bootFile) : null;
     const disk = input.disk ? cleanDisk(input.disk) : null;
     const at = this.now().toISOString();
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       if (this.find(mac)) throw new ConflictError(`mac: ${mac} is already registered`, 'mac');
       this.checkHostnameFree(hostname, mac);
       this.checkIpFree(ip, mac);
@@ -161,7 +287,7 @@ export class HostStore {
         reason: describeState(state, { hostname, profile, hasDisk: disk !== null }),
       });
       return this.get(mac);
-    }).immediate();
+    });
   }
 
   update(macInput: string, patch: HostUpdate, actor: Actor = API): Host {
@@ -174,7 +300,7 @@ export class HostStore {
     const ip = patch.ip === undefined ? undefined : patch.ip === null ? null : normalizeIpv4(patch.ip);
     const bootFile = patch.bootFile === undefined ? undefined : patch.bootFile === null ? null : validateBootFile(patch.bootFile);
     const disk = patch.disk === undefined ? undefined : patch.disk === null ? null : cleanDisk(patch.disk);
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       const current = this.get(mac);
       if (hostname !== undefined) this.checkHostnameFree(hostname, mac);
       if (ip) this.checkIpFree(ip, mac);
@@ -212,7 +338,7 @@ export class HostStore {
         reason: patch.state ? `state set to ${patch.state} by request` : describeState(state, next),
       });
       return this.get(mac);
-    }).immediate();
+    });
   }
 
   /**
@@ -223,7 +349,7 @@ export class HostStore {
     const mac = normalizeMac(macInput);
     const wantedHostname = opts.hostname !== undefined ? normalizeHostname(opts.hostname) : undefined;
     const wantedProfile = opts.profile !== undefined ? validateName(opts.profile, 'profile') : undefined;
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       const current = this.get(mac);
       if (current.state === 'disabled') {
         throw new ConflictError(`state: host ${mac} is disabled; set its state explicitly to re-enable it`, 'state');
@@ -250,7 +376,7 @@ export class HostStore {
         reason: describeState(state, c),
       });
       return this.get(mac);
-    }).immediate();
+    });
   }
 
   /**
@@ -265,18 +391,21 @@ export class HostStore {
   ): { host: Host; created: boolean } | undefined {
     const mac = normalizeMac(macInput);
     const cleanFacts = cleanFactsMap(facts);
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       const at = this.now().toISOString();
       const existing = this.find(mac);
       if (existing) {
         const merged = { ...existing.facts, ...cleanFacts };
-        this.db
-          .prepare('UPDATE hosts SET facts = ?, last_ip = coalesce(?, last_ip), last_seen_at = ? WHERE id = ?')
-          .run(JSON.stringify(merged), actor.sourceIp ?? null, at, existing.id);
+        statement(this.db, 'UPDATE hosts SET facts = ?, last_ip = coalesce(?, last_ip), last_seen_at = ? WHERE id = ?').run(
+          JSON.stringify(merged),
+          actor.sourceIp ?? null,
+          at,
+          existing.id,
+        );
         return { host: this.get(mac), created: false };
       }
-      // Counted through the state index: this runs for every new machine, so no full-table GROUP BY.
-      const discovered = (statement(this.db, "SELECT count(*) AS n FROM hosts WHERE state = 'discovered'").get() as { n: number }).n;
+      // Counted in memory: this runs for every new machine, and counting rows grows with the fleet.
+      const discovered = this.current().count('discovered');
       if (discovered >= limits.maxDiscovered) {
         this.events.record({
           mac,
@@ -287,11 +416,10 @@ export class HostStore {
         });
         return undefined;
       }
-      this.db
-        .prepare(
-          `INSERT INTO hosts (mac, state, facts, last_ip, last_seen_at, created_at, updated_at) VALUES (?, 'discovered', ?, ?, ?, ?, ?)`,
-        )
-        .run(mac, JSON.stringify(cleanFacts), actor.sourceIp ?? null, at, at, at);
+      statement(
+        this.db,
+        `INSERT INTO hosts (mac, state, facts, last_ip, last_seen_at, created_at, updated_at) VALUES (?, 'discovered', ?, ?, ?, ?, ?)`,
+      ).run(mac, JSON.stringify(cleanFacts), actor.sourceIp ?? null, at, at, at);
       this.events.record({
         mac,
         stage: actor.stage,
@@ -300,20 +428,20 @@ export class HostStore {
         reason: 'unknown MAC and discovery is on: waiting for approval',
       });
       return { host: this.get(mac), created: true };
-    }).immediate();
+    });
   }
 
   /** Remembers where and when a machine was last seen (the IP its boot requests came from). */
   touch(mac: string, ip: string | null, facts?: Facts): void {
     const at = this.now().toISOString();
     if (facts && Object.keys(cleanFactsMap(facts)).length > 0) {
-      this.db.transaction(() => {
+      this.transaction(() => {
         const h = this.find(mac);
         if (!h) return;
         this.db
           .prepare('UPDATE hosts SET facts = ?, last_ip = coalesce(?, last_ip), last_seen_at = ? WHERE id = ?')
           .run(JSON.stringify({ ...h.facts, ...cleanFactsMap(facts) }), ip, at, h.id);
-      }).immediate();
+      });
     } else {
       statement(this.db, 'UPDATE hosts SET last_ip = coalesce(?, last_ip), last_seen_at = ? WHERE mac = ?').run(ip, at, mac);
     }
@@ -326,7 +454,7 @@ export class HostStore {
   attachDisk(macInput: string, disk: DiskInput, source: string, actor: Actor): Host {
     const mac = normalizeMac(macInput);
     const clean = cleanDisk(disk);
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       const current = this.get(mac);
       const at = this.now().toISOString();
       this.writeDisk(current.id, clean, source, at);
@@ -341,16 +469,16 @@ export class HostStore {
         reason: describeState(state, c),
       });
       return this.get(mac);
-    }).immediate();
+    });
   }
 
   remove(macInput: string, actor: Actor = API): void {
     const mac = normalizeMac(macInput);
-    this.db.transaction(() => {
+    this.transaction(() => {
       const h = this.get(mac);
       statement(this.db, 'DELETE FROM hosts WHERE id = ?').run(h.id);
       this.events.record({ mac, stage: actor.stage, sourceIp: actor.sourceIp, message: `removed${h.hostname ? ` (${h.hostname})` : ''}` });
-    }).immediate();
+    });
   }
 
   private writeDisk(hostId: number, d: CleanDisk, source: string, at: string): void {
@@ -511,6 +639,10 @@ interface HostRow {
   d_mutual_user: string | null;
   d_mutual_secret: string | null;
   d_updated_at: string | null;
+}
+
+function toBrief(r: BriefRow): HostBrief {
+  return { mac: r.mac, hostname: r.hostname, profile: r.profile, state: r.state, ip: r.ip, bootFile: r.boot_file };
 }
 
 function toHost(r: HostRow): Host {

@@ -6,6 +6,7 @@ import { LeaseStore } from './leases.js';
 import { ProfileStore } from './profiles.js';
 
 export type { Host, Disk, Actor } from './hosts.js';
+export type { HostBrief } from './host-index.js';
 export { hostView } from './hosts.js';
 export type { EventPage, NewEvent } from './events.js';
 export type { Lease, LeaseState } from './leases.js';
@@ -33,9 +34,12 @@ export class Inventory {
     return new Inventory(openDatabase(path), opts.now ?? (() => new Date()));
   }
 
-  /** Runs fn in one transaction: several stores' writes (a lease and its event) commit together. */
+  /**
+   * Runs fn in one transaction: several stores' writes (a lease and its event) commit together.
+   * Through the host store, so that its in-memory index learns how the transaction ended.
+   */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.hosts.transaction(fn);
   }
 
   /** Cheap liveness probe for /healthz. */

@@ -31,6 +31,12 @@ export interface OpenedFile {
   readonly fromMemory: boolean;
   /** Exactly `length` bytes at `offset` (within size); throws a FileError if the file shrank. */
   read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * The same bytes as read(), at once, when they are already in memory (the whole cached file, or
+   * the chunk last read); undefined when only read() can get them. Sending a block then costs no
+   * promise and no copy: the view is handed to the socket as it is.
+   */
+  peek(offset: number, length: number): Buffer | undefined;
   close(): Promise<void>;
 }
 
@@ -124,7 +130,8 @@ export class FileStore {
       return hit.data;
     }
     this.stats.misses++;
-    const data = await readExactly(fh, st.size, 0, name);
+    // In shared memory: the TFTP data plane thread sends from these very bytes, without a copy.
+    const data = await readExactly(fh, st.size, 0, name, Buffer.from(new SharedArrayBuffer(st.size)));
     // A file being rewritten as we read it would be served half old, half new: refuse it instead.
     if (!sameFile(entryOf(await fh.stat(), data), st)) throw new FileError('unreadable', `${name} changed while it was read`);
     if (hit) this.forget(real, hit);
@@ -210,8 +217,7 @@ function sameFile(a: CacheEntry, st: Stats): boolean {
   return a.dev === st.dev && a.ino === st.ino && a.size === st.size && a.mtimeMs === st.mtimeMs && a.ctimeMs === st.ctimeMs;
 }
 
-async function readExactly(fh: FileHandle, length: number, position: number, name: string): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+async function readExactly(fh: FileHandle, length: number, position: number, name: string, buf: Buffer = Buffer.allocUnsafe(length)): Promise<Buffer> {
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, position + done);
@@ -221,12 +227,13 @@ async function readExactly(fh: FileHandle, length: number, position: number, nam
   return buf;
 }
 
-function memoryFile(name: string, data: Buffer): OpenedFile {
+export function memoryFile(name: string, data: Buffer): OpenedFile {
   return {
     name,
     size: data.length,
     fromMemory: true,
     read: async (offset, length) => data.subarray(offset, offset + length),
+    peek: (offset, length) => data.subarray(offset, offset + length),
     close: async () => undefined,
   };
 }
@@ -243,10 +250,16 @@ class ChunkedFile implements OpenedFile {
     readonly size: number,
   ) {}
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  peek(offset: number, length: number): Buffer | undefined {
     if (offset >= this.chunkStart && offset + length <= this.chunkStart + this.chunk.length) {
       return this.chunk.subarray(offset - this.chunkStart, offset - this.chunkStart + length);
     }
+    return undefined;
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    const held = this.peek(offset, length);
+    if (held) return held;
     const n = Math.min(Math.max(READ_CHUNK_BYTES, length), this.size - offset);
     if (n < length) throw new RangeError(`read of ${length} bytes at ${offset} is past the end (${this.size})`);
     // A new buffer each time: slices handed out earlier may still be queued for sending.

@@ -1,10 +1,12 @@
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { isIPv4, isIPv6 } from 'node:net';
+import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
+import { lookup } from 'node:dns';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import { DEFAULT_CACHE_FILE_MAX_BYTES, DEFAULT_CACHE_MAX_BYTES, FileError, FileStore, type FileErrorKind, type OpenedFile } from './files.js';
 import { DEFAULT_BLKSIZE, MAX_WINDOWSIZE, negotiate } from './options.js';
 import { decode, encode, ERROR_CODE, MAX_BLKSIZE, MIN_BLKSIZE, TftpParseError, type RequestPacket } from './packet.js';
-import { Transfer, type TransferOutcome, type TransferResult } from './transfer.js';
+import { Pump } from './pump.js';
+import { Transfer, type Endpoint, type TransferOutcome, type TransferResult } from './transfer.js';
 
 /**
  * The read-only TFTP server: listens for requests, admits them (read only, octet only, under the
@@ -51,11 +53,18 @@ export interface TftpServerOptions {
   cacheFileMaxBytes?: number;
   /** Memory for cached files in all (default 64 MiB). */
   cacheMaxBytes?: number;
+  /**
+   * Transfers of files held in memory run on the data-plane thread (pump.ts) when the listening
+   * address is IPv4 and the thread can start here; false keeps every transfer on dgram sockets of
+   * the main thread (default true).
+   */
+  pump?: boolean;
   logger: Logger;
   onTransfer?: (event: TransferEvent) => void;
 }
 
 export const TFTP_DEFAULTS = {
+  pump: true,
   maxTransfers: 64,
   timeoutMs: 1000,
   retries: 5,
@@ -87,10 +96,17 @@ const FILE_ERROR_CODE: Record<FileErrorKind, number> = {
   unreadable: ERROR_CODE.notDefined,
 };
 
+/** A running transfer, on a dgram socket of this thread or on the data-plane thread. */
+interface RunningTransfer {
+  readonly heardFromPeer: boolean;
+  abort(reason: string): void;
+  closed(): Promise<void>;
+}
+
 interface PeerEntry {
   file: string;
   /** Null while the file is being opened. */
-  transfer: Transfer | null;
+  transfer: RunningTransfer | null;
 }
 
 export class TftpServer {
@@ -100,7 +116,9 @@ export class TftpServer {
   private socket: Socket | undefined;
   /** Admitted requests (opening or transferring), keyed by the client's ip:port. */
   private readonly peers = new Map<string, PeerEntry>();
-  private readonly transfers = new Set<Transfer>();
+  private readonly transfers = new Set<RunningTransfer>();
+  private pump: Pump | undefined;
+  private pumpStarting: Promise<void> | undefined;
   /** Requests still being admitted (opening their file): stop() waits for them. */
   private readonly admitting = new Set<Promise<void>>();
   private admitted = 0;
@@ -131,8 +149,27 @@ export class TftpServer {
     return this.socket.address().port;
   }
 
+  /** Resolves once the data-plane thread runs, or could not start (then dataPlane stays 'sockets'). */
+  get dataPlaneReady(): Promise<void> {
+    return this.pumpStarting ?? Promise.resolve();
+  }
+
+  /** Where transfers of files held in memory run: the data-plane thread, or sockets of this thread. */
+  get dataPlane(): 'thread' | 'sockets' {
+    return this.pump?.available ? 'thread' : 'sockets';
+  }
+
   get counters(): TftpCounters {
-    return { ...this.stats, transfers: { ...this.stats.transfers }, active: this.transfers.size };
+    const p = this.pump?.counters;
+    return {
+      ...this.stats,
+      bytesSent: this.stats.bytesSent + (p?.bytesSent ?? 0),
+      retransmits: this.stats.retransmits + (p?.retransmits ?? 0),
+      malformed: this.stats.malformed + (p?.malformed ?? 0),
+      wrongTid: this.stats.wrongTid + (p?.wrongTid ?? 0),
+      transfers: { ...this.stats.transfers },
+      active: this.transfers.size,
+    };
   }
 
   async start(): Promise<void> {
@@ -142,6 +179,20 @@ export class TftpServer {
     socket.on('error', (err) => this.log.error({ err: err.message }, 'TFTP listening socket error'));
     this.socket = socket;
     this.stopping = false;
+    // The thread starts beside the server, not before it: the daemon is up (and serving TFTP on
+    // sockets of this thread) without waiting for it, and transfers move to it once it runs.
+    if (this.cfg.pump && isIPv4(this.cfg.address)) {
+      this.pumpStarting = Pump.start({ strays: this.log.isLevelEnabled('debug') }).then(
+        async (pump) => {
+          if (this.stopping) return pump.stop('server shutting down');
+          this.pump = pump;
+          this.log.info('TFTP: data-plane thread running');
+        },
+        (err: Error) => {
+          this.log.warn({ err: err.message }, 'TFTP: data-plane thread unavailable, every transfer runs on the main thread');
+        },
+      );
+    }
     this.log.info({ address: this.cfg.address, port: this.port, root: this.opts.root }, 'TFTP server listening');
   }
 
@@ -154,6 +205,13 @@ export class TftpServer {
     await Promise.allSettled([...this.admitting]);
     const running = [...this.transfers];
     for (const t of running) t.abort('server shutting down');
+    // The pump ends its own transfers (the abort above only reached it as a message) and its thread;
+    // one still starting stops itself once it has started.
+    await this.pumpStarting;
+    this.pumpStarting = undefined;
+    const pump = this.pump;
+    this.pump = undefined;
+    await pump?.stop('server shutting down');
     await Promise.all(running.map((t) => t.closed()));
   }
 
@@ -194,7 +252,8 @@ export class TftpServer {
     if (req.mode !== 'octet') {
       return this.refuse(from, req.filename, startedAt, ERROR_CODE.illegalOperation, `only octet (binary) mode is served, not ${req.mode}`);
     }
-    if (this.admitted >= this.cfg.maxTransfers) {
+    // Transfers the data-plane thread has ended (their client told) count as free already.
+    if (this.admitted - (this.pump?.endedUnreported ?? 0) >= this.cfg.maxTransfers) {
       return this.refuse(from, req.filename, startedAt, ERROR_CODE.notDefined, `server busy (${this.cfg.maxTransfers} transfers running), try again`);
     }
 
@@ -216,49 +275,79 @@ export class TftpServer {
     }
 
     const params = negotiate(req.options, file.size, this.cfg);
-    let socket: Socket;
-    try {
-      if (this.stopping) throw new Error('server shutting down');
-      socket = await bindSocket(this.cfg.address, 0);
-    } catch (err) {
-      release();
-      await file.close();
-      return this.refuse(from, req.filename, startedAt, ERROR_CODE.notDefined, (err as Error).message, file.size);
-    }
-
-    const transfer = new Transfer({
-      socket,
-      peer: { address: from.address, port: from.port },
-      file,
+    const peer = { address: from.address, port: from.port };
+    const hooks = {
+      stray: (stranger: Endpoint, kind: 'malformed' | 'wrong-tid', detail: string) => {
+        if (kind === 'malformed') this.stats.malformed++;
+        else this.stats.wrongTid++;
+        this.log.debug({ ip: stranger.address, port: stranger.port, file: file.name, detail }, `TFTP: stray packet (${kind})`);
+      },
+      done: (result: TransferResult) => {
+        this.transfers.delete(transfer);
+        release();
+        this.report({ from, file: file.name, size: file.size, startedAt, blksize: params.blksize, windowsize: params.windowsize, ...result });
+      },
+    };
+    const settings = {
       blksize: params.blksize,
       windowsize: params.windowsize,
-      oack: params.oack.size > 0 ? params.oack : null,
       timeoutMs: params.timeoutMs ?? this.cfg.timeoutMs,
       retries: this.cfg.retries,
-      hooks: {
-        dataSent: (bytes, retransmit) => {
-          this.stats.bytesSent += bytes;
-          if (retransmit) this.stats.retransmits++;
+    };
+    // The whole file in memory: a transfer for the data-plane thread (IPv4 only, like its sockets).
+    const data = file.fromMemory && this.pump?.available && isIPv4(from.address) ? file.peek(0, file.size) : undefined;
+    let transfer: RunningTransfer;
+    let start = () => undefined as void;
+    if (data && this.pump) {
+      let fd: number;
+      try {
+        if (this.stopping) throw new Error('server shutting down');
+        fd = this.pump.open(this.cfg.address);
+      } catch (err) {
+        release();
+        await file.close();
+        return this.refuse(from, req.filename, startedAt, ERROR_CODE.notDefined, (err as Error).message, file.size);
+      }
+      transfer = this.pump.run(
+        { fd, peer, name: file.name, data, oack: params.oack.size > 0 ? [...params.oack] : null, ...settings },
+        { stray: hooks.stray, done: hooks.done },
+      );
+      // The thread reads the shared bytes from now on; this side has nothing more to read.
+      void file.close().catch(() => undefined);
+    } else {
+      let socket: Socket;
+      try {
+        if (this.stopping) throw new Error('server shutting down');
+        socket = await bindSocket(this.cfg.address, 0);
+      } catch (err) {
+        release();
+        await file.close();
+        return this.refuse(from, req.filename, startedAt, ERROR_CODE.notDefined, (err as Error).message, file.size);
+      }
+      const t = new Transfer({
+        socket,
+        peer,
+        file,
+        oack: params.oack.size > 0 ? params.oack : null,
+        ...settings,
+        hooks: {
+          ...hooks,
+          dataSent: (bytes, retransmit) => {
+            this.stats.bytesSent += bytes;
+            if (retransmit) this.stats.retransmits++;
+          },
         },
-        stray: (stranger, kind, detail) => {
-          if (kind === 'malformed') this.stats.malformed++;
-          else this.stats.wrongTid++;
-          this.log.debug({ ip: stranger.address, port: stranger.port, file: file.name, detail }, `TFTP: stray packet (${kind})`);
-        },
-        done: (result: TransferResult) => {
-          this.transfers.delete(transfer);
-          release();
-          this.report({ from, file: file.name, size: file.size, startedAt, blksize: params.blksize, windowsize: params.windowsize, ...result });
-        },
-      },
-    });
+      });
+      transfer = t;
+      start = () => t.start();
+    }
     entry.transfer = transfer;
     this.transfers.add(transfer);
+    start();
     this.log.debug(
-      { ip: from.address, port: from.port, file: file.name, size: file.size, fromMemory: file.fromMemory, options: Object.fromEntries(params.oack) },
+      { ip: from.address, port: from.port, file: file.name, size: file.size, fromMemory: file.fromMemory, pump: data !== undefined, options: Object.fromEntries(params.oack) },
       'TFTP: transfer starting',
     );
-    transfer.start();
   }
 
   /** Answers a request with an ERROR from the listening port, and reports it like any transfer. */
@@ -291,9 +380,19 @@ export class TftpServer {
   }
 }
 
+/**
+ * dgram passes the address of every send through its lookup function; ours are always literal IPs
+ * (a client's source address), which dns.lookup would only hand back on the next tick.
+ */
+const literalLookup: NonNullable<SocketOptions['lookup']> = (hostname, options, callback) => {
+  const family = isIP(hostname);
+  if (family) callback(null, hostname, family);
+  else lookup(hostname, options, callback);
+};
+
 function bindSocket(address: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4' });
+    const socket = createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', lookup: literalLookup });
     socket.once('error', reject);
     socket.bind({ address, port, exclusive: true }, () => {
       socket.off('error', reject);

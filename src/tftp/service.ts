@@ -5,6 +5,9 @@ import type { Config } from '../config/schema.js';
 import type { Inventory } from '../inventory/index.js';
 import { TftpServer, type TransferEvent } from './server.js';
 
+/** Longer than DHCP waits before writing where it saw a machine (dhcp/service.ts). */
+const LAST_IP_SETTLE_MS = 300;
+
 /** netboot/ shipped with hiveboot (src/tftp → ../../netboot, same from dist/tftp). */
 export const DEFAULT_NETBOOT_DIR = fileURLToPath(new URL('../../netboot/', import.meta.url));
 
@@ -51,9 +54,16 @@ export function createTftpService(deps: { config: Config; inventory: Inventory; 
     },
   });
 
-  function record(e: TransferEvent): void {
+  function record(e: TransferEvent, again = true): void {
     try {
       const host = inventory.hosts.findByLastIp(e.ip);
+      if (!host && again) {
+        // DHCP writes where it saw a machine in the quiet after a burst (up to 250 ms later): a
+        // quick transfer can end before that is written. Look once more after that.
+        // (Not after shutdown: the database is closed by then.)
+        setTimeout(() => inventory.db.open && record(e, false), LAST_IP_SETTLE_MS).unref();
+        return;
+      }
       if (!host) {
         logger.debug({ ip: e.ip, file: e.file, outcome: e.outcome }, 'TFTP transfer from an address no host was seen at');
         return;

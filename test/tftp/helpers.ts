@@ -30,6 +30,9 @@ export async function startTftp(root: string, opts: Partial<TftpServerOptions> =
     ...opts,
   });
   await server.start();
+  // Transfers run on sockets of the main thread until the data-plane thread is up: wait for it, so
+  // that a test knows which one it exercises.
+  await server.dataPlaneReady;
   return {
     server,
     port: server.port,
