@@ -42,7 +42,9 @@ import { ScsiStatus, type ScsiResult } from './scsi/types.js';
 import type { SessionInfo, SessionTable } from './sessions.js';
 import type { LogicalUnitHandler, TargetDirectory, TargetEntry } from './target.js';
 import { sendTargetsResponse } from './send-targets.js';
-import { absentLunResult, checkCondition, SenseCode } from './transport-sense.js';
+import { SenseCode } from './transport-sense.js';
+import { absentLunResult } from './scsi/absent-lun.js';
+import { checkCondition } from './scsi/sense.js';
 
 export interface LoginStepper {
   step(req: LoginRequest): { response: LoginResponse; outcome?: LoginOutcome; close?: boolean; reason?: string };
@@ -613,7 +615,8 @@ export class IscsiConnection {
     if (task.dataPhaseError) {
       result = checkCondition(SenseCode.DataPhaseError);
     } else if (!task.handler) {
-      result = await this.absentLun(pdu);
+      // REPORT LUNS, INQUIRY and REQUEST SENSE still answer on a LUN that does not exist (SPC-4).
+      result = absentLunResult(pdu.cdb, this.lunList());
     } else {
       try {
         result = await task.handler.execute({
@@ -637,14 +640,6 @@ export class IscsiConnection {
 
   private lunList(): number[] {
     return this.entry ? [...this.entry.luns.keys()].sort((a, b) => a - b) : [];
-  }
-
-  /** REPORT LUNS and INQUIRY must answer on any LUN (SPC-4 §6.6, §6.33); the rest: no such LUN. */
-  private async absentLun(pdu: ScsiCommandPdu): Promise<ScsiResult> {
-    const opcode = pdu.cdb[0];
-    const any = this.entry ? this.entry.luns.values().next().value : undefined;
-    if (opcode === 0xa0 && any) return any.execute({ cdb: pdu.cdb, expectedLength: pdu.expectedLength });
-    return absentLunResult(pdu.cdb, this.lunList());
   }
 
   private respond(task: Task, result: ScsiResult): void {

@@ -11,7 +11,7 @@ import { IscsiService } from '../iscsi/service.js';
 import type { Metrics } from '../metrics.js';
 import { ConflictError } from '../model/errors.js';
 import { formatPortal, parsePortal } from '../model/identifiers.js';
-import { BUILTIN_SOURCE, BuiltinProvisioner } from './builtin.js';
+import { BuiltinProvisioner } from './builtin.js';
 
 /** What the HTTP API needs from storage. */
 export interface HostStorage {
@@ -129,11 +129,6 @@ export class StorageService implements HostStorage {
 
   loggedInFrom(mac: string, address: string): boolean {
     return this.iscsi?.loggedInFrom(mac, address) ?? false;
-  }
-
-  /** Hosts whose disk this service provisioned. */
-  isOurs(host: Host): boolean {
-    return host.disk?.source === BUILTIN_SOURCE;
   }
 
   private failed(mac: string, err: unknown): void {

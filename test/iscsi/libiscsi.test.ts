@@ -1,14 +1,12 @@
 // The built-in target against libiscsi's own tools (Debian libiscsi-bin): iscsi-ls, iscsi-inq and the
 // iscsi-test-cu conformance suite — the initiator code QEMU and many tools use.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tool } from '../support/tool.js';
 import { startTestTarget, type TestTarget } from '../support/iscsi-target.js';
 
-const run = promisify(execFile);
 
 /**
  * The one case where we follow SBC-4 rather than libiscsi 1.19: WriteSame10.UnmapUntilEnd sends a
@@ -44,15 +42,6 @@ const W1_CHAP = { user: 'hb-w1user01', secret: 'w1secret0001x' };
 const W2_CHAP = { user: 'hb-w2user02', secret: 'w2secret0002y' };
 const W3_CHAP = { user: 'hb-w3user03', secret: 'w3secret0003z', mutual: { user: 'hb-target03', secret: 'targetsecret3' } };
 
-async function tool(cmd: string, args: string[], timeoutMs = 20_000): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
-    return { code: 0, out: stdout + stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
-  }
-}
 
 describe('built-in target with libiscsi', () => {
   let dir: string;

@@ -1,29 +1,18 @@
 // Provisioning through the real daemon: register a host with a profile whose image is set, and its
 // copy-on-write disk, target, ACL and CHAP credentials exist at once; real initiators (QEMU's libiscsi
 // driver via qemu-io, libiscsi's iscsi-inq) use them; rotation and removal behave as an operator expects.
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tool } from '../support/tool.js';
 import { startTestDaemon, type TestDaemon } from '../http/helpers.js';
 
-const run = promisify(execFile);
 const GOLDEN_SIZE = 16 * 1024 * 1024;
 const K3S_TOKEN = 'K10abcdef0123456789::server:s3cr3tt0k3n';
 
-async function tool(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, { timeout: 30_000, maxBuffer: 32 * 1024 * 1024 });
-    return { code: 0, out: stdout + stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
-  }
-}
 
 interface DiskView {
   source: string;

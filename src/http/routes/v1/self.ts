@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { stringify } from 'yaml';
 import type { Host } from '../../../inventory/hosts.js';
+import { BUILTIN_SOURCE } from '../../../storage/builtin.js';
 import type { AppDeps } from '../../app.js';
 import { HttpError } from '../../errors.js';
 import { errors } from './common.js';
@@ -45,7 +46,7 @@ export const selfRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) => {
     };
     if (!host) return refuse(`no host booted from ${ip}`);
     if (host.state !== 'ready' || !host.hostname) return refuse(`host ${host.mac} is ${host.state}`, host.mac);
-    if (host.disk?.source === 'builtin' && deps.storage && !deps.storage.loggedInFrom(host.mac, ip)) {
+    if (host.disk?.source === BUILTIN_SOURCE && deps.storage && !deps.storage.loggedInFrom(host.mac, ip)) {
       return refuse(`${ip} is not logged in to ${host.mac}'s disk`, host.mac);
     }
     return host;
