@@ -9,14 +9,6 @@ import { startTestTarget, type TestTarget } from '../support/iscsi-target.js';
 
 
 /**
- * The one case where we follow SBC-4 rather than libiscsi 1.19: WriteSame10.UnmapUntilEnd sends a
- * block of 0xFF with UNMAP=1 and expects zeroes back. SBC-4 says a read after WRITE SAME returns the
- * block that was sent, so a non-zero block is written, not unmapped (as QEMU's scsi-disk does; the
- * WRITE SAME(16) version of the same test sends zeroes and passes). tgtd "passes" by discarding data.
- */
-const KNOWN_DISAGREEMENTS = ['UnmapUntilEnd'];
-
-/**
  * Names of the tests iscsi-test-cu reports as failed: CUnit ends a failed test's output with a line
  * "FAILED" (or "...FAILED" on the test's own line). "[FAILED]" inside a message is just a log line of
  * a negative test, which then ends with "passed".
@@ -134,17 +126,17 @@ describe('built-in target with libiscsi', () => {
       expect(Number(summary![2]), `${family} ran no test`).toBeGreaterThan(0);
       failures.push(...failedTests(r.out).map((t) => `${family}: ${t}`));
     }
-    expect(failures).toEqual(KNOWN_DISAGREEMENTS.map((t) => `SCSI.WriteSame10: ${t}`));
+    expect(failures).toEqual([]);
   }, 300_000);
 
-  it('does at least as well as tgtd (222 of 230) on iscsi-test-cu --test=ALL', async () => {
+  it('passes all 230 of iscsi-test-cu --test=ALL (tgtd: 222)', async () => {
     const r = await tool('iscsi-test-cu', ['-d', '--test=ALL', url()], 180_000);
     const summary = /tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(r.out);
     expect(summary, r.out.slice(-2000)).not.toBeNull();
     const [, total, ran, passed] = summary!.map(Number);
     expect(total).toBe(230);
     expect(ran).toBe(230);
-    expect(failedTests(r.out)).toEqual(KNOWN_DISAGREEMENTS);
-    expect(passed).toBe(230 - KNOWN_DISAGREEMENTS.length);
+    expect(failedTests(r.out)).toEqual([]);
+    expect(passed).toBe(230);
   }, 240_000);
 });

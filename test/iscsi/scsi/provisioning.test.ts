@@ -133,11 +133,14 @@ describe('WRITE SAME', () => {
     expect(r.dataIn!.subarray(12 * BS).every((x) => x === 0xff)).toBe(true);
   });
 
-  it('with UNMAP but a non-zero block writes it (reads must return what was "written", SBC-4 WRITE SAME)', async () => {
+  it('with UNMAP deallocates whatever the block holds, as LIO and tgtd do (reads return zeroes, LBPRZ)', async () => {
     const { lu, dev } = makeUnit({ thin: true });
+    expectGood(await run(lu, cdb.rw16(Op.Write16, 0, 8), Buffer.alloc(8 * BS, 0x5a)));
     expectGood(await run(lu, cdb.rw16(Op.WriteSame16, 0, 4, { byte1: 0x08 }), Buffer.alloc(BS, 0xff)));
-    expect(dev.callsOf('discard')).toHaveLength(0);
-    expect(dev.data.subarray(0, 4 * BS).every((x) => x === 0xff)).toBe(true);
+    expect(dev.callsOf('discard')).toEqual([{ op: 'discard', offset: 0, length: 4 * BS }]);
+    const r = await run(lu, cdb.rw16(Op.Read16, 0, 8));
+    expect(r.dataIn!.subarray(0, 4 * BS).every((x) => x === 0)).toBe(true);
+    expect(r.dataIn!.subarray(4 * BS).every((x) => x === 0x5a)).toBe(true);
   });
 
   it('NDOB writes zeroes without Data-Out, and deallocates with UNMAP on a thin unit', async () => {

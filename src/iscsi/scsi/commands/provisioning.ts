@@ -2,8 +2,13 @@
  * Logical block provisioning (SBC-4): UNMAP, WRITE SAME(10/16) and GET LBA STATUS.
  *
  * Only thin units deallocate: they report LBPME=1 and LBPRZ=1 (BlockDevice.discard() promises zeroes
- * on later reads), so a deallocated block is indistinguishable from a block of zeroes. That is why
- * WRITE SAME with UNMAP deallocates only when the block to write is all zeroes, and writes otherwise.
+ * on later reads), so a deallocated block is indistinguishable from a block of zeroes.
+ *
+ * WRITE SAME with UNMAP=1 deallocates whatever the Data-Out block holds. SBC-3 reads that way, and it is
+ * what Linux's LIO (sbc_execute_write_same_unmap) and tgtd do, so libiscsi's conformance suite expects
+ * it (WriteSame10.UnmapUntilEnd sends 0xFF with UNMAP=1 and reads back zeroes). SBC-4 would let a target
+ * write a non-zero block instead; no initiator we serve relies on that: Linux, Windows and ESXi send
+ * UNMAP=1 only with a zeroed block, so both readings give them the same medium.
  */
 import { ndob } from '../catalog.js';
 import { u16, u32, u64, putU64 } from '../cdb.js';
@@ -43,7 +48,7 @@ export const writeSame: Implementation = {
 
     const zero = block.equals(Buffer.alloc(bs));
     const offset = range.lba * bs;
-    if (zero && (cdb[1]! & UNMAP_BIT) !== 0) {
+    if ((cdb[1]! & UNMAP_BIT) !== 0) {
       await discardMedium(unit.device, offset, range.blocks * bs);
       return good();
     }
