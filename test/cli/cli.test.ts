@@ -288,6 +288,23 @@ describe('hiveboot against a running daemon', () => {
     expect(events[events.length - 1]!.message).toBe('script: boot');
   });
 
+  it('host events --follow prints events as they happen and --until stops at the stage asked for', async () => {
+    const mac = '52:54:00:00:0f:01';
+    const follow = hiveboot([...cfg(), 'host', 'events', mac, '--follow', '--until', 'script', '--interval', '100']);
+    // The follower is polling a machine with no events yet; the machine then asks for its boot script.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await fetch(`${url}/boot/${mac}.ipxe`)).status).toBe(200);
+    const run = await follow;
+    expectSuccess(run);
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines, run.stdout).toHaveLength(2);
+    expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\S+\s+discover\s+127\.0\.0\.1\s+discovered — /);
+    expect(lines[1]).toMatch(/^\d{4}-\d\d-\d\dT\S+\s+script\s+127\.0\.0\.1\s+script: discover/);
+
+    expectFailure(await hiveboot([...cfg(), 'host', 'events', mac, '--until', 'os-up']), /--until: needs --follow/);
+    expectSuccess(await hiveboot([...cfg(), 'host', 'rm', mac]));
+  }, 20_000);
+
   it('every -o json output parses', async () => {
     const commands = [['profile', 'list'], ['profile', 'show', 'debian-k3s'], ['image', 'list'], ['host', 'list'], ['host', 'show', MAC]];
     const runs = await Promise.all(commands.map((args) => hiveboot([...cfg(), '-o', 'json', ...args])));

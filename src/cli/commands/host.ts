@@ -185,14 +185,21 @@ export function hostCommand(): Command {
     .command('events <mac>')
     .description("a machine's boot timeline, oldest first")
     .option('--limit <n>', 'how many of the newest events', '50')
+    .option('-f, --follow', 'keep printing new events as they arrive (Ctrl-C stops)')
+    .option('--until <stage>', 'with --follow: stop after the first new event of this stage (e.g. config-applied)')
+    .option('--interval <ms>', 'with --follow: how often to ask for new events', '1000')
     .action(async (mac: string, o, cmd: Command) => {
       const { api, out } = ctx(cmd);
       const wanted = intOption(o.limit, '--limit')!;
       if (wanted < 1) throw new UsageError('--limit: must be at least 1');
+      if (o.until !== undefined && !o.follow) throw new UsageError('--until: needs --follow');
+      const interval = intOption(o.interval, '--interval')!;
+      if (interval < 100) throw new UsageError('--interval: must be at least 100 (ms)');
+      const path = `/v1/hosts/${enc(mac)}/events`;
       const events: EventView[] = [];
       let before: number | undefined;
       while (events.length < wanted) {
-        const page = await api.get<{ items: EventView[]; nextBefore: number | null }>(`/v1/hosts/${enc(mac)}/events`, {
+        const page = await api.get<{ items: EventView[]; nextBefore: number | null }>(path, {
           limit: Math.min(1000, wanted - events.length),
           before,
         });
@@ -201,13 +208,42 @@ export function hostCommand(): Command {
         before = page.nextBefore;
       }
       events.reverse();
-      out.table(events as unknown as Record<string, unknown>[], [
+      const columns: [string, string][] = [
         ['TIME', 'at'],
         ['STAGE', 'stage'],
         ['FROM', 'sourceIp'],
         ['WHAT', 'message'],
         ['WHY', 'reason'],
-      ]);
+      ];
+      if (!o.follow) return out.table(events as unknown as Record<string, unknown>[], columns);
+
+      // Following: one line per event (a table cannot be re-aligned once printed); JSON as one object
+      // per line, so a script can read them as they come.
+      const print = (e: EventView) =>
+        out.format === 'json'
+          ? process.stdout.write(`${JSON.stringify(e)}\n`)
+          : out.line(`${e.at}  ${e.stage.padEnd(15)} ${(e.sourceIp ?? '-').padEnd(15)} ${e.message}${e.reason ? ` — ${e.reason}` : ''}`);
+      events.forEach(print);
+      let last = events.length ? events[events.length - 1]!.id : 0;
+      for (;;) {
+        await new Promise((r) => setTimeout(r, interval));
+        // Newest first from the API: take pages back to the last event printed, then print oldest first.
+        const fresh: EventView[] = [];
+        let cursor: number | undefined;
+        for (;;) {
+          const page = await api.get<{ items: EventView[]; nextBefore: number | null }>(path, { limit: 100, before: cursor });
+          const newer = page.items.filter((e) => e.id > last);
+          fresh.push(...newer);
+          if (newer.length < page.items.length || page.nextBefore === null) break;
+          cursor = page.nextBefore;
+        }
+        fresh.reverse();
+        for (const e of fresh) {
+          print(e);
+          last = e.id;
+          if (o.until !== undefined && e.stage === o.until) return;
+        }
+      }
     });
 
   return host;
