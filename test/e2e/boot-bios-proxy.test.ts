@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetLab, waitForOutput } from '../support/netns.js';
 import { startGuest } from '../support/qemu.js';
 import { ensureGoldenImage } from '../support/vm.js';
-import { describeTimeline, timeline as readTimeline } from '../support/timeline.js';
+import { describeTimeline, timeline as readTimeline, waitForTimeline } from '../support/timeline.js';
 
 /**
  * The job users came for, with real firmware: a BIOS guest powers on beside a "home router" (a
@@ -23,6 +24,8 @@ describe.skipIf(!NetLab.available())('power on → Debian up from hiveboot (BIOS
   let dir: string;
   let srv: string;
   let dbPath: string;
+  let daemon: ChildProcess;
+  let daemonConfig: string;
   let api: (method: string, path: string, body?: unknown) => Promise<{ status: number; json: Record<string, unknown> }>;
 
   beforeAll(async () => {
@@ -47,18 +50,15 @@ describe.skipIf(!NetLab.available())('power on → Debian up from hiveboot (BIOS
     ]);
     await waitForOutput(router, (t) => /DHCP, IP range/.test(t));
 
-    ({ dbPath } = await lab.hiveboot(
-      srv,
-      dir,
-      `http: { listen: 0.0.0.0, port: 8080 }
+    daemonConfig = `http: { listen: 0.0.0.0, port: 8080 }
 log: { level: debug }
 boot: { retrySeconds: 2 }
 dhcp: { mode: proxy, interfaces: [br0] }
 tftp: { root: ${NETBOOT} }
 iscsi: { portals: [10.91.0.1] }
 k3s: { serverUrl: "https://10.91.0.10:6443" }
-`,
-    ));
+`;
+    ({ dbPath, process: daemon } = await lab.hiveboot(srv, dir, daemonConfig));
     const token = readFileSync(join(dir, 'state', 'api-token'), 'utf8').trim();
     api = async (method, path, body) => {
       const r = await lab.run(srv, 'curl', [
@@ -111,4 +111,25 @@ k3s: { serverUrl: "https://10.91.0.10:6443" }
     expect(dhcp < script && script < login && login < Math.min(osUp, fetched) && Math.max(osUp, fetched) < applied, text).toBe(true);
     console.log(`e2e BIOS boot: power on → marker in ${((Date.now() - started) / 1000).toFixed(0)} s\n${text}`);
   }, 15 * 60_000);
+
+  it('after its CHAP secret is rotated, the running host cannot log in again with the old one, and the refusal is on its timeline', async () => {
+    const before = readTimeline(dbPath, MAC).length;
+    const rotated = await api('POST', `/v1/hosts/${MAC}/disk/rotate-chap`, {});
+    expect(rotated.status).toBe(200);
+    // A restart of hiveboot drops the guest's session: open-iscsi in the guest logs in again with the
+    // secret it booted with (from iBFT), which is no longer the host's.
+    const exited = new Promise((r) => daemon.once('close', r));
+    daemon.kill('SIGTERM');
+    await exited;
+    ({ process: daemon } = await lab.hiveboot(srv, dir, daemonConfig));
+    const events = await waitForTimeline(dbPath, MAC, (ev) => ev.slice(before).some((e) => /^iSCSI login refused/.test(e.message)), 3 * 60_000);
+    const after = events.slice(before);
+    const refusal = after.find((e) => /^iSCSI login refused/.test(e.message));
+    expect(refusal, describeTimeline(after)).toBeDefined();
+    expect(refusal!.stage).toBe('iscsi-login');
+    expect(`${refusal!.message} ${refusal!.reason}`).toMatch(/CHAP/i);
+    // and no login with the old secret got through after the rotation
+    expect(after.filter((e) => /^iSCSI login from/.test(e.message)), describeTimeline(after)).toEqual([]);
+    console.log(`after rotate-chap and a restart of hiveboot:\n${describeTimeline(after)}`);
+  }, 5 * 60_000);
 });
