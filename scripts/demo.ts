@@ -15,7 +15,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NetLab, waitForOutput } from '../test/support/netns.js';
+import { routerLab } from '../test/support/boot-lab.js';
+import { NetLab } from '../test/support/netns.js';
 import { startGuest } from '../test/support/qemu.js';
 
 const REPO = join(import.meta.dirname, '..');
@@ -56,23 +57,8 @@ async function main(): Promise<void> {
   step(`golden image: Debian 12 + hiveboot's first-boot agent (scripts/build-image.sh ${IMAGE})`);
   await runShown('bash', [join(REPO, 'scripts', 'build-image.sh'), IMAGE]);
 
-  const srv = lab.ns('srv');
-  const rtr = lab.ns('rtr');
+  const { srv, rtr } = await routerLab(lab, { net: 93, taps: ['tap0'], dir: DIR });
   step(`lab network: bridge br0 ${SERVER}/24 in namespace ${srv}, a home router in ${rtr}`);
-  lab.bridge(srv, 'br0', `${SERVER}/24`);
-  // iPXE waits 13 s for an IPv6 router advertisement on a link that has none: the router sends them.
-  lab.ip(srv, '-6', 'addr', 'add', 'fd93::1/64', 'dev', 'br0', 'nodad');
-  lab.link({ ns: srv, ifname: 'rtrport' }, { ns: rtr, ifname: 'rtr0', cidr: '10.93.0.254/24' });
-  lab.ip(rtr, '-6', 'addr', 'add', 'fd93::fe/64', 'dev', 'rtr0', 'nodad');
-  lab.ip(srv, 'link', 'set', 'rtrport', 'master', 'br0');
-  lab.tap(srv, 'tap0', 'br0');
-  const router = lab.spawn(rtr, '/usr/sbin/dnsmasq', [
-    '--no-daemon', '--conf-file=/dev/null', '--port=0', '--user=root', '--group=root',
-    '--interface=rtr0', '--bind-interfaces', '--no-ping', `--pid-file=${join(DIR, 'router.pid')}`,
-    `--dhcp-leasefile=${join(DIR, 'router.leases')}`, '--dhcp-range=10.93.0.150,10.93.0.199,255.255.255.0,1h',
-    '--enable-ra', '--dhcp-range=fd93::,ra-only',
-  ]);
-  await waitForOutput(router, (t) => /DHCP, IP range/.test(t));
   console.log('router: dnsmasq, DHCP only (10.93.0.150-199), knows nothing about network boot');
 
   // The K3s join token hiveboot hands to each host in its own drop-in (never logged, 0600).

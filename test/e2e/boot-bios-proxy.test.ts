@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetLab, waitForOutput } from '../support/netns.js';
+import { labApi, routerLab, type LabApi } from '../support/boot-lab.js';
+import { NetLab } from '../support/netns.js';
 import { startGuest } from '../support/qemu.js';
 import { ensureGoldenImage } from '../support/vm.js';
 import { describeTimeline, timeline as readTimeline, waitForTimeline } from '../support/timeline.js';
@@ -26,29 +27,14 @@ describe.skipIf(!NetLab.available())('power on → Debian up from hiveboot (BIOS
   let dbPath: string;
   let daemon: ChildProcess;
   let daemonConfig: string;
-  let api: (method: string, path: string, body?: unknown) => Promise<{ status: number; json: Record<string, unknown> }>;
+  let api: LabApi;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'hb-e2e-bios-'));
     // The golden image from scripts/build-image.sh, cached outside the clone (seconds when warm).
     const { image: golden } = await ensureGoldenImage(join(dir, 'build-image.log'));
     const image = golden.path;
-    srv = lab.ns('srv');
-    const rtr = lab.ns('rtr');
-    lab.bridge(srv, 'br0', '10.91.0.1/24');
-    lab.ip(srv, '-6', 'addr', 'add', 'fd91::1/64', 'dev', 'br0', 'nodad');
-    lab.link({ ns: srv, ifname: 'rtrport' }, { ns: rtr, ifname: 'rtr0', cidr: '10.91.0.254/24' });
-    lab.ip(rtr, '-6', 'addr', 'add', 'fd91::fe/64', 'dev', 'rtr0', 'nodad');
-    lab.ip(srv, 'link', 'set', 'rtrport', 'master', 'br0');
-    lab.tap(srv, 'tap0', 'br0');
-    const router = lab.spawn(rtr, '/usr/sbin/dnsmasq', [
-      '--no-daemon', '--conf-file=/dev/null', '--port=0', '--user=root', '--group=root',
-      '--interface=rtr0', '--bind-interfaces', '--no-ping',
-      `--pid-file=${join(dir, 'dnsmasq.pid')}`, `--dhcp-leasefile=${join(dir, 'dnsmasq.leases')}`,
-      '--dhcp-range=10.91.0.150,10.91.0.199,255.255.255.0,1h',
-      '--enable-ra', '--dhcp-range=fd91::,ra-only',
-    ]);
-    await waitForOutput(router, (t) => /DHCP, IP range/.test(t));
+    ({ srv } = await routerLab(lab, { net: 91, taps: ['tap0'], dir }));
 
     daemonConfig = `http: { listen: 0.0.0.0, port: 8080 }
 log: { level: debug }
@@ -59,17 +45,7 @@ iscsi: { portals: [10.91.0.1] }
 k3s: { serverUrl: "https://10.91.0.10:6443" }
 `;
     ({ dbPath, process: daemon } = await lab.hiveboot(srv, dir, daemonConfig));
-    const token = readFileSync(join(dir, 'state', 'api-token'), 'utf8').trim();
-    api = async (method, path, body) => {
-      const r = await lab.run(srv, 'curl', [
-        '-s', '-X', method, '-H', `authorization: Bearer ${token}`, '-H', 'content-type: application/json',
-        ...(body ? ['--data', JSON.stringify(body)] : []), '-w', '\n%{http_code}', `http://10.91.0.1:8080${path}`,
-      ]);
-      const lines = r.stdout.trimEnd().split('\n');
-      const status = Number(lines.pop());
-      const text = lines.join('\n');
-      return { status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-    };
+    api = labApi(lab, srv, 'http://10.91.0.1:8080', join(dir, 'state'));
     expect((await api('POST', '/v1/images', { name: 'debian12', location: image })).status).toBe(201);
     expect((await api('POST', '/v1/profiles', { name: 'debian-k3s', template: 'sanboot', image: 'debian12', k3sLabels: { role: 'worker' } })).status).toBe(201);
   }, 40 * 60_000);
