@@ -19,6 +19,8 @@ import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Static } from 'typebox';
+import type { SelfConfig } from '../../src/http/routes/v1/self.js';
 import type { TestTargetSpec } from '../support/iscsi-target.js';
 import { ensureGoldenImage, extractBoot, guestAccel, LinuxGuest, TEST_IMAGE, type GoldenImage } from '../support/vm.js';
 
@@ -30,10 +32,19 @@ const FILES = 48; // 1 MiB each
 const RESTART_AT = { graceful: 12, kill: 30 }; // after the guest reports this many files written
 const PORTAL = '10.0.2.100:3260'; // the guest's view; QEMU relays it to 127.0.0.1:<port>
 const HIVEBOOT = '10.0.2.101:8080'; // the stand-in for hiveboot's metadata routes, relayed likewise
-const HOST_CONFIG = {
+/** Typed as hiveboot's own response schema, so the stand-in cannot drift from the real route. */
+const HOST_CONFIG: Static<typeof SelfConfig> = {
+  mac: '52:54:00:00:0e:01',
   hostname: 'vm-w1',
-  k3sConfig: 'server: https://10.0.2.102:6443\ntoken: K10test::server:secret\nnode-name: vm-w1-node',
+  nodeName: 'vm-w1-node',
   labels: { role: 'worker', 'hiveboot.io/test': 'yes' },
+  k3s: { serverUrl: 'https://10.0.2.102:6443', hasToken: true },
+  dropIn: {
+    path: '/etc/rancher/k3s/config.yaml.d/50-hiveboot.yaml',
+    content:
+      '# written by hiveboot for 52:54:00:00:0e:01\nserver: https://10.0.2.102:6443\ntoken: K10test::server:secret\n' +
+      'node-name: vm-w1-node\nnode-label:\n  - role=worker\n  - hiveboot.io/test=yes\n',
+  },
 };
 
 /** hiveboot's /v1/hosts/self routes as the agent sees them: the first GET fails, so it must retry. */
@@ -45,8 +56,11 @@ async function startMetadataStandIn(): Promise<{ server: Server; port: number; r
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       requests.push(`${req.method} ${req.url}`);
-      if (req.method === 'GET' && req.url === '/v1/hosts/self/config') {
-        const first = requests.filter((r) => r.startsWith('GET')).length === 1;
+      if (req.method === 'GET' && req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"status":"ok"}');
+      } else if (req.method === 'GET' && req.url === '/v1/hosts/self/config') {
+        const first = requests.filter((r) => r === 'GET /v1/hosts/self/config').length === 1;
         res.writeHead(first ? 503 : 200, { 'content-type': 'application/json' });
         res.end(first ? '{"error":"not ready"}' : JSON.stringify(HOST_CONFIG));
       } else if (req.method === 'POST' && req.url === '/v1/hosts/self/events') {
@@ -198,10 +212,10 @@ say "iscsid-begin"; journalctl -b -u iscsid.service -o short-monotonic --no-page
 say "dmesg-begin"; dmesg | show; say "dmesg-end"
 iscsiadm -m node --logoutall=all >/dev/null
 # The image's hiveboot-agent has been running beside all this (multi-user.target, hiveboot.url=).
-for i in $(seq 1 120); do [ -f /etc/rancher/k3s/config.yaml.d/60-hiveboot-labels.yaml ] && break; sleep 1; done
+for i in $(seq 1 120); do [ -f /etc/rancher/k3s/config.yaml.d/50-hiveboot.yaml ] && break; sleep 1; done
 say "agent hostname=$(hostname) etc-hostname=$(cat /etc/hostname 2>/dev/null) hosts=$(grep -c '^127.0.1.1.*vm-w1' /etc/hosts)"
 say "agent dropin-mode=$(stat -c %a /etc/rancher/k3s/config.yaml.d/50-hiveboot.yaml 2>/dev/null) node-name=$(sed -n 's/^node-name: //p' /etc/rancher/k3s/config.yaml.d/50-hiveboot.yaml 2>/dev/null)"
-say "agent labels=$(grep -c '^  - ' /etc/rancher/k3s/config.yaml.d/60-hiveboot-labels.yaml 2>/dev/null) k3s-agent=$(systemctl is-active k3s-agent.service)"
+say "agent labels=$(grep -c '^  - ' /etc/rancher/k3s/config.yaml.d/50-hiveboot.yaml 2>/dev/null) k3s-agent=$(systemctl is-active k3s-agent.service)"
 say "machine-id=$(cat /etc/machine-id | wc -c)"
 say "done"
 `;
@@ -319,10 +333,14 @@ describe.skipIf(!canRun)('open-iscsi in a Debian guest against the built-in targ
     const marker = (name: string) => all.find((l) => l.startsWith(`HBTEST ${name}`)) ?? `(no HBTEST ${name} line)`;
     console.log(`agent: ${metadata.requests.join(', ')}\n${metadata.events.map((e) => `${e.stage}: ${e.message}`).join('\n')}`);
     // 503 first (not ready): the agent says it is up, waits, asks again.
-    expect(metadata.requests.filter((r) => r.startsWith('GET')).length).toBeGreaterThanOrEqual(2);
+    expect(metadata.requests.filter((r) => r === 'GET /v1/hosts/self/config').length).toBeGreaterThanOrEqual(2);
+    // It says it is up before it asks for its configuration (after finding hiveboot alive at /healthz).
+    expect(metadata.requests.slice(0, 3)).toEqual(['GET /healthz', 'POST /v1/hosts/self/events', 'GET /v1/hosts/self/config']);
     expect(metadata.events.map((e) => e.stage)).toEqual(['os-up', 'config-applied']);
     // This image has no K3s binary: the agent says so instead of reporting k3s-started.
-    expect(metadata.events[1]!.message).toMatch(/hostname vm-w1, 2 K3s drop-in\(s\), K3s NOT installed/);
+    expect(metadata.events[1]!.message).toMatch(
+      /^hostname vm-w1, K3s drop-in \/etc\/rancher\/k3s\/config\.yaml\.d\/50-hiveboot\.yaml \(server https:\/\/10\.0\.2\.102:6443, node-name vm-w1-node, join token\), K3s NOT installed/,
+    );
     expect(all.some((l) => /HIVEBOOT-READY host=vm-w1 node=vm-w1-node$/.test(l))).toBe(true);
     expect(marker('agent hostname')).toBe('HBTEST agent hostname=vm-w1 etc-hostname=vm-w1 hosts=1');
     expect(marker('agent dropin')).toBe('HBTEST agent dropin-mode=600 node-name=vm-w1-node');

@@ -34,7 +34,7 @@ describe.skipIf(!NetLab.available())('scripts/demo.ts (README: the main job)', (
       /^\S+Z\s+iscsi-login\s+\S+\s+iSCSI login from \S+ — CHAP authenticated/,
       /^\S+Z\s+os-up\s/,
       /^\S+Z\s+config-fetched\s/,
-      /^\S+Z\s+config-applied\s+\S+\s+hostname demo-1/,
+      /^\S+Z\s+config-applied\s+\S+\s+hostname demo-1, K3s drop-in \S+ \(server https:\/\/10\.93\.0\.10:6443, node-name demo-1, join token\)/,
     ].map(at);
     expect(stages.every((i) => i >= 0), out).toBe(true);
     expect(stages, out).toEqual([...stages].sort((a, b) => a - b));
@@ -48,4 +48,47 @@ describe.skipIf(!NetLab.available())('scripts/demo.ts (README: the main job)', (
     expect(tag, out).toBeDefined();
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(tag!);
   }, 20 * 60_000);
+
+  it('Ctrl-C while the VM boots stops the VM, hiveboot and the router and deletes the lab namespaces', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'scripts', 'demo.ts')], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the VM was not powered on within 5 min:\n${out}`)), 5 * 60_000);
+      const take = (b: Buffer) => {
+        out += b.toString();
+        if (/timeline, live/.test(out)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout.on('data', take);
+      child.stderr.on('data', take);
+    });
+    const tag = /namespace (hb[0-9a-f]{6})-srv/.exec(out)![1]!;
+    // What the demo started, found by the lab's namespaces (QEMU, hiveboot, dnsmasq run inside them).
+    const inLab = () =>
+      execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.startsWith(tag))
+        .flatMap((l) => execFileSync('ip', ['netns', 'pids', l.split(' ')[0]!], { encoding: 'utf8' }).split('\n').filter(Boolean));
+    expect(inLab().length).toBeGreaterThanOrEqual(3);
+    const pids = inLab();
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(out).toContain('stopping: VM, hiveboot, router; deleting the lab namespaces');
+    expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(tag);
+    const alive = pids.filter((pid) => {
+      try {
+        process.kill(Number(pid), 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    expect(alive).toEqual([]);
+  }, 10 * 60_000);
 });
