@@ -18,11 +18,12 @@ import { join } from 'node:path';
 import { routerLab } from '../test/support/boot-lab.js';
 import { NetLab } from '../test/support/netns.js';
 import { startGuest } from '../test/support/qemu.js';
+import { TEST_IMAGE } from '../test/support/vm.js';
 
 const REPO = join(import.meta.dirname, '..');
 const DIR = join(REPO, '.tmp', 'demo');
 /** Shared with the tests: built once, then reused (the build script decides whether it is current). */
-const IMAGE = process.env.HIVEBOOT_IMAGE ?? '/var/cache/hiveboot-test/debian-k3s.raw';
+const IMAGE = TEST_IMAGE;
 const MAC = '52:54:00:de:30:01';
 const HOSTNAME = 'demo-1';
 const SERVER = '10.93.0.1';
