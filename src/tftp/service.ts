@@ -31,7 +31,7 @@ export function createTftpService(deps: { config: Config; inventory: Inventory; 
     timeoutMs: config.tftp.timeoutMs,
     retries: config.tftp.retries,
     logger,
-    onTransfer: (e) => record(e),
+    onTransfer: (e) => onTransfer(e),
   });
 
   new Counter({
@@ -54,16 +54,42 @@ export function createTftpService(deps: { config: Config; inventory: Inventory; 
     },
   });
 
-  function record(e: TransferEvent, again = true): void {
+  /**
+   * Transfers from an address whose machine DHCP has not written yet, waiting for a second look; a
+   * later transfer from the same address queues behind them, so the timeline keeps their order
+   * (EDK2 asks for the size and aborts, then downloads: the abort must not land after the download).
+   */
+  const waiting = new Map<string, TransferEvent[]>();
+
+  function onTransfer(e: TransferEvent): void {
+    const queue = waiting.get(e.ip);
+    if (queue) {
+      queue.push(e);
+      return;
+    }
     try {
-      const host = inventory.hosts.findByLastIp(e.ip);
-      if (!host && again) {
+      if (!inventory.hosts.findByLastIp(e.ip)) {
         // DHCP writes where it saw a machine in the quiet after a burst (up to 250 ms later): a
         // quick transfer can end before that is written. Look once more after that.
         // (Not after shutdown: the database is closed by then.)
-        setTimeout(() => inventory.db.open && record(e, false), LAST_IP_SETTLE_MS).unref();
+        waiting.set(e.ip, [e]);
+        setTimeout(() => {
+          const held = waiting.get(e.ip) ?? [];
+          waiting.delete(e.ip);
+          if (inventory.db.open) for (const x of held) record(x);
+        }, LAST_IP_SETTLE_MS).unref();
         return;
       }
+    } catch (err) {
+      logger.error({ err }, 'could not record a TFTP transfer');
+      return;
+    }
+    record(e);
+  }
+
+  function record(e: TransferEvent): void {
+    try {
+      const host = inventory.hosts.findByLastIp(e.ip);
       if (!host) {
         logger.debug({ ip: e.ip, file: e.file, outcome: e.outcome }, 'TFTP transfer from an address no host was seen at');
         return;

@@ -48,8 +48,9 @@ export function labApi(lab: NetLab, ns: string, baseUrl: string, stateDir: strin
   const token = readFileSync(join(stateDir, 'api-token'), 'utf8').trim();
   return async (method, path, body) => {
     const r = await lab.run(ns, 'curl', [
-      '-s', '-X', method, '-H', `authorization: Bearer ${token}`, '-H', 'content-type: application/json',
-      ...(body !== undefined ? ['--data', JSON.stringify(body)] : []), '-w', '\n%{http_code}', `${baseUrl}${path}`,
+      '-s', '-X', method, '-H', `authorization: Bearer ${token}`,
+      ...(body !== undefined ? ['-H', 'content-type: application/json', '--data', JSON.stringify(body)] : []),
+      '-w', '\n%{http_code}', `${baseUrl}${path}`,
     ]);
     const lines = r.stdout.trimEnd().split('\n');
     const status = Number(lines.pop());
