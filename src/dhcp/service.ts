@@ -11,6 +11,7 @@ import { clientArchitectures, isIpxe, MESSAGE_TYPE_NAMES, MessageType, messageTy
 import { clientMac, type DhcpPacket } from './packet.js';
 import { handleProxy } from './proxy.js';
 import { DhcpServer, type DhcpInterface } from './server.js';
+import { warmUpDhcp } from './warm-up.js';
 import { WriteBehind } from './write-behind.js';
 import type { DhcpOutcome, RequestContext } from './types.js';
 
@@ -117,6 +118,10 @@ export function createDhcpService(deps: DhcpServiceDeps): DhcpServer | undefined
     );
     handle = (req, ctx) => full.handle(req, ctx);
   }
+
+  const warmStarted = performance.now();
+  warmUpDhcp(dhcp.mode);
+  logger.debug({ ms: Math.round(performance.now() - warmStarted) }, 'dhcp: packet path warmed up');
 
   // Timeline writes (and discovered hosts) are queued and committed in the quiet after a burst, a
   // chunk per transaction: a rack powering on costs a few transactions, not one per packet, and no
