@@ -1,5 +1,6 @@
-// npm run bench -- [dhcp] [tftp] ...: hiveboot side by side with the peer a user would otherwise run,
+// npm run bench -- [dhcp] [tftp] [iscsi] [boot]: hiveboot side by side with the peer a user would otherwise run,
 // in the same run on the same machine, reported as ratios. Needs root (network namespaces).
+import { benchBoot, bootOptions, bootTitle, printBoot } from './boot.js';
 import { benchDhcp } from './dhcp.js';
 import { benchIscsi, iscsiOptions, iscsiTitle, printIscsi } from './iscsi.js';
 import { benchTftp } from './tftp.js';
@@ -74,4 +75,10 @@ if (all || wanted.has('iscsi')) {
   const opts = iscsiOptions();
   console.log(iscsiTitle(opts));
   printIscsi(await benchIscsi(opts));
+}
+
+if (all || wanted.has('boot')) {
+  const opts = bootOptions();
+  console.log(bootTitle(opts));
+  printBoot(await benchBoot(opts));
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the peers the benchmark compares against, without installing them as services: the
 # tftpd-hpa package would start a TFTP server on every interface, so its binary is extracted into
-# .tmp/peers/ instead. dnsmasq (dnsmasq-base) has no service and comes from install-deps.sh.
+# .tmp/peers/ instead. dnsmasq (dnsmasq-base) has no service and comes from install-deps.sh, as do
+# the boot bench's peers (tgt, tcpdump, python3, qemu-system-x86, ipxe-qemu).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dest=.tmp/peers
