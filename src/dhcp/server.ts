@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { MESSAGE_TYPE_NAMES, maxMessageSize, messageType, MessageType } from './options.js';
 import { BROADCAST_FLAG, decodePacket, DhcpParseError, encodePacket, type DhcpPacket } from './packet.js';
 import type { DhcpOutcome, RequestContext } from './types.js';
-import { openDeviceSocket } from './udp-device.js';
+import { openDeviceSocket, sendDatagram } from './udp-device.js';
 
 export interface DhcpInterface {
   name: string;
@@ -118,9 +118,8 @@ export class DhcpServer {
     }
     const to = outcome.to ?? this.destination(req, outcome.reply);
     this.stats.replies++;
-    socket.send(bytes, to.port, to.address, (err) => {
-      if (err) this.opts.logger.warn({ err, to, mac: outcome.mac }, 'DHCP reply not sent');
-    });
+    // A failure surfaces as the socket's 'error' event (logged in listen()).
+    sendDatagram(socket, bytes, to.port, to.address);
     if (this.debug) {
       this.opts.logger.debug({ iface: ctx.iface, mac: outcome.mac, type: MESSAGE_TYPE_NAMES[messageType(outcome.reply) ?? 0], to }, 'DHCP reply');
     }

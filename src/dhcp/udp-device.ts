@@ -32,6 +32,7 @@ interface Libc {
   setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
   bind: (fd: number, addr: Buffer, len: number) => number;
   close: (fd: number) => number;
+  sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrLen: number) => number;
   strerror: (errnum: number) => string;
   errno: () => number;
 }
@@ -46,6 +47,7 @@ function load(): Libc {
     setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
     bind: lib.func('int bind(int, const void *, uint32_t)'),
     close: lib.func('int close(int)'),
+    sendto: lib.func('intptr_t sendto(int, const void *, uintptr_t, int, const void *, uint32_t)'),
     strerror: lib.func('const char *strerror(int)'),
     errno: () => koffi.decode(errnoLocation(), 'int') as number,
   };
@@ -63,6 +65,49 @@ const literalLookup: NonNullable<dgram.SocketOptions['lookup']> = (hostname, opt
   if (family) callback(null, hostname, family);
   else lookup(hostname, options, callback);
 };
+
+/** The descriptor under each socket openDeviceSocket made, for sendDatagram. */
+const descriptors = new WeakMap<dgram.Socket, number>();
+/** sockaddr_in per destination: a server replies to few (the broadcast address, its relays). */
+const addresses = new Map<string, Buffer>();
+const MSG_DONTWAIT = 0x40;
+const EAGAIN = 11;
+const ENOBUFS = 105;
+
+function sockaddr(address: string, port: number): Buffer {
+  const key = `${address}:${port}`;
+  let sa = addresses.get(key);
+  if (!sa) {
+    sa = Buffer.alloc(16);
+    sa.writeUInt16LE(AF_INET, 0);
+    sa.writeUInt16BE(port, 2);
+    address.split('.').forEach((octet, i) => sa!.writeUInt8(Number(octet), 4 + i));
+    // Clients' own addresses come and go: keep the table small.
+    if (addresses.size > 1024) addresses.clear();
+    addresses.set(key, sa);
+  }
+  return sa;
+}
+
+/**
+ * Sends one datagram from a socket openDeviceSocket made, with sendto(2) straight on its descriptor.
+ * dgram.send costs several times the system call (argument checks, a lookup, a request object that
+ * async hooks see) — a reply is mostly that cost. When the kernel cannot take the datagram right now,
+ * or for any other socket, dgram queues it as usual; a failure surfaces as the socket's 'error'.
+ */
+export function sendDatagram(socket: dgram.Socket, data: Buffer, port: number, address: string): void {
+  const fd = descriptors.get(socket);
+  if (fd !== undefined && isIP(address) === 4) {
+    const c = load();
+    if (c.sendto(fd, data, data.length, MSG_DONTWAIT, sockaddr(address, port), 16) >= 0) return;
+    const err = c.errno();
+    if (err !== EAGAIN && err !== ENOBUFS) {
+      socket.emit('error', new Error(`sendto ${address}:${port}: ${c.strerror(err)}`));
+      return;
+    }
+  }
+  socket.send(data, port, address);
+}
 
 /** Opens 0.0.0.0:port pinned to `device` (or unpinned if device is undefined), broadcast allowed. */
 export async function openDeviceSocket(port: number, device: string | undefined): Promise<dgram.Socket> {
@@ -92,6 +137,7 @@ export async function openDeviceSocket(port: number, device: string | undefined)
   addr.writeUInt16BE(port, 2);
   if (c.bind(fd, addr, 16) !== 0) fail(`bind 0.0.0.0:${port}${device ? ` on ${device}` : ''}`);
   const socket = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
+  descriptors.set(socket, fd);
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind({ fd }, () => {
