@@ -72,7 +72,9 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
         : {}),
     });
     const storage = new StorageService(config, inventory, log, metrics);
+    let ready = false;
     const app = await buildApp({
+      ready: () => ready,
       storage,
       k3s: config.k3s,
       inventory,
@@ -129,6 +131,7 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
       },
       'hiveboot is up',
     );
+    ready = true;
 
     let stopping: Promise<void> | undefined;
     return {

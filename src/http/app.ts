@@ -32,6 +32,11 @@ export interface AppDeps {
   storage?: HostStorage;
   /** What booted hosts are told to join. */
   k3s?: { serverUrl?: string; tokenFile?: string };
+  /**
+   * Whether every listener (iSCSI, TFTP, DHCP) is up; /healthz answers 503 "starting" until then.
+   * HTTP listens first (what the others hand out points at it), so it is up before it is ready.
+   */
+  ready?: () => boolean;
 }
 
 export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;

@@ -101,6 +101,22 @@ describe('authentication', () => {
     expect((await t.call('GET', '/v1/images')).json.items).toEqual([]);
   });
 
+  it('/healthz is 503 "starting" until the daemon says every listener is up, then 200', async () => {
+    let ready = false;
+    const starting = await buildTestApp({ ready: () => ready });
+    try {
+      const before = await starting.call('GET', '/healthz', undefined, {});
+      expect(before.status).toBe(503);
+      expect(before.json).toMatchObject({ status: 'starting', database: true });
+      ready = true;
+      const after = await starting.call('GET', '/healthz', undefined, {});
+      expect(after.status).toBe(200);
+      expect(after.json).toMatchObject({ status: 'ok', database: true });
+    } finally {
+      await starting.close();
+    }
+  });
+
   it('serves health, metrics, boot scripts and discovery without a token', async () => {
     const health = await t.call('GET', '/healthz', undefined, {});
     expect(health.status).toBe(200);

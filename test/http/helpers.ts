@@ -88,6 +88,7 @@ export interface BuildOptions {
   discovery?: boolean;
   maxDiscovered?: number;
   publicUrl?: string;
+  ready?: () => boolean;
 }
 
 /** Builds the app as the daemon does, minus listening; call close() in afterEach/afterAll. */
@@ -121,6 +122,7 @@ export async function buildTestApp(opts: BuildOptions = {}): Promise<TestApp> {
       bodyLimitBytes: opts.bodyLimitBytes,
       hasTemplate: (name) => templates.has(name),
       version: '0.0.0-test',
+      ...(opts.ready ? { ready: opts.ready } : {}),
     });
     await app.ready();
   } catch (err) {
