@@ -149,7 +149,10 @@ fail() { say "FAIL $*"; dmesg | tail -n 40 | show; exit 1; }
 PORTAL=${PORTAL} TARGET=${TARGET}
 say "guest-up uptime=$(cut -d' ' -f1 /proc/uptime)"
 mountpoint -q /tmp || mount -t tmpfs tmpfs /tmp
-ip -4 -o addr show scope global | grep -q . || fail "no address from QEMU's DHCP"
+# The initramfs's address (ip=dhcp) may be dropped and taken again by systemd-networkd as it starts
+# (without iBFT nothing marks the NIC as the boot NIC): wait for it rather than look once.
+for i in $(seq 1 120); do ip -4 -o addr show scope global | grep -q . && break; sleep 1; done
+ip -4 -o addr show scope global | grep -q . || fail "no address from QEMU's DHCP after 120 s"
 printf 'InitiatorName=%s\\n' '${INITIATOR}' >/etc/iscsi/initiatorname.iscsi
 modprobe iscsi_tcp
 # iscsid reads the initiator name when it starts, and the boot may have started it already.
