@@ -88,7 +88,8 @@ function serve(args: string[], env: Record<string, string> = {}): Serve {
   let err = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  // 'close', not 'exit': by then everything the daemon wrote to its pipes has been read.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, signal) => r({ code, signal })));
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
@@ -125,6 +126,16 @@ async function serveOnFreePort(start: (port: number) => Serve): Promise<{ s: Ser
       await stopServe(s);
       throw err;
     }
+  }
+}
+
+/** Polls `read` until it gives a value or the time is up (then returns undefined). */
+async function eventually<T>(read: () => T | undefined, timeoutMs = 5000): Promise<T | undefined> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = read();
+    if (value !== undefined || Date.now() > end) return value;
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -182,7 +193,7 @@ describe('hiveboot against a running daemon', () => {
     const res = await fetch(`${url}/healthz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ status: 'ok', database: true });
-    const up = logLines(daemon!.stdout()).find((l) => l.msg === 'hiveboot is up');
+    const up = await eventually(() => logLines(daemon!.stdout()).find((l) => l.msg === 'hiveboot is up'));
     expect(up).toMatchObject({ url, service: 'hiveboot' });
     expect(statSync(join(stateDir, 'api-token')).mode & 0o777).toBe(0o600);
   });
@@ -441,7 +452,8 @@ describe('hiveboot serve configuration', () => {
       }),
     );
     try {
-      const up = logLines(s.stdout()).find((l) => l.msg === 'hiveboot is up');
+      // The log is written asynchronously (pino, sync: false): its line may come after /healthz.
+      const up = await eventually(() => logLines(s.stdout()).find((l) => l.msg === 'hiveboot is up'));
       // The file says 0.0.0.0:8080 and /var/lib/hiveboot; the environment won.
       expect(up).toMatchObject({ url: `http://127.0.0.1:${port}` });
       expect(statSync(join(stateDir, 'hiveboot.db')).isFile()).toBe(true);
