@@ -29,7 +29,9 @@ import { waitForOutput } from '../../test/support/netns.js';
 import { ensureGoldenImage } from '../../test/support/vm.js';
 import { BenchGuest, now } from './boot-guest.js';
 import { BenchLab, cpuMs } from './lab.js';
-import { decodeDhcp, decodeEthernet, readPcap, TCP_ACK, TCP_SYN, type Packet } from './pcap.js';
+import { messageType } from '../../src/dhcp/options.js';
+import { clientMac, decodePacket, type DhcpPacket } from '../../src/dhcp/packet.js';
+import { decodeEthernet, readPcap, TCP_ACK, TCP_SYN, type Packet } from './pcap.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const NETBOOT = join(ROOT, 'netboot');
@@ -454,6 +456,15 @@ async function startReference(lab: BenchLab, srv: string, dir: string, golden: s
   }
 }
 
+/** A captured DHCP packet through hiveboot's own codec; undefined for anything it refuses. */
+function dhcpOf(payload: Buffer): DhcpPacket | undefined {
+  try {
+    return decodePacket(payload);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Guest stages seen on the wire, as epoch ms. */
 function wireStages(packets: Packet[], mac: string, kernelAt: number | undefined, systemdAt: number | undefined): Partial<Record<StageKey, number>> {
   const out: Partial<Record<StageKey, number>> = {};
@@ -462,10 +473,10 @@ function wireStages(packets: Packet[], mac: string, kernelAt: number | undefined
   const syns: number[] = [];
   for (const p of packets) {
     if (p.udp && (p.udp.sport === 67 || p.udp.sport === 4011 || p.udp.dport === 67 || p.udp.dport === 4011)) {
-      const d = decodeDhcp(p.udp.payload);
-      if (!d || d.chaddr !== mac) continue;
-      if (d.op === 2) replies.push({ t: p.t, type: d.type, src: p.src });
-      else if (d.type === 1 && out.discover === undefined) out.discover = p.t;
+      const d = dhcpOf(p.udp.payload);
+      if (!d || clientMac(d) !== mac) continue;
+      if (d.op === 2) replies.push({ t: p.t, type: messageType(d), src: p.src });
+      else if (messageType(d) === 1 && out.discover === undefined) out.discover = p.t;
     } else if (p.tcp) {
       const { tcp } = p;
       if (p.srcMac === mac && tcp.dport === HTTP_PORT && tcp.payload.length > 4 && tcp.payload.toString('latin1', 0, 4) === 'GET ') {

@@ -9,39 +9,10 @@ import { NetLab } from '../../test/support/netns.js';
  * (or anyone else) create, and a leftover is easy to find and remove.
  */
 export class BenchLab extends NetLab {
-  private readonly own: string[] = [];
+  protected override readonly namespacePrefix = 'hbperf-';
 
-  override ns(name: string): string {
-    const full = `hbperf-${this.tag}-${name}`;
-    execFileSync('ip', ['netns', 'add', full]);
-    this.own.push(full);
-    this.ip(full, 'link', 'set', 'lo', 'up');
-    return full;
-  }
-
-  override link(a: { ns: string; ifname: string; cidr?: string }, b: { ns: string; ifname: string; cidr?: string }): void {
-    const tmpA = `hbp${randomBytes(4).toString('hex')}`;
-    const tmpB = `hbp${randomBytes(4).toString('hex')}`;
-    execFileSync('ip', ['link', 'add', tmpA, 'type', 'veth', 'peer', 'name', tmpB]);
-    execFileSync('ip', ['link', 'set', tmpA, 'netns', a.ns]);
-    execFileSync('ip', ['link', 'set', tmpB, 'netns', b.ns]);
-    this.ip(a.ns, 'link', 'set', tmpA, 'name', a.ifname);
-    this.ip(b.ns, 'link', 'set', tmpB, 'name', b.ifname);
-    for (const end of [a, b]) {
-      if (end.cidr) this.ip(end.ns, 'addr', 'add', end.cidr, 'dev', end.ifname);
-      this.ip(end.ns, 'link', 'set', end.ifname, 'up');
-    }
-  }
-
-  override async destroy(): Promise<void> {
-    await super.destroy();
-    for (const ns of this.own.reverse()) {
-      try {
-        execFileSync('ip', ['netns', 'del', ns]);
-      } catch {
-        /* already gone */
-      }
-    }
+  protected override vethName(): string {
+    return `hbp${randomBytes(4).toString('hex')}`;
   }
 }
 

@@ -1,6 +1,6 @@
 import { ConflictError, NotFoundError, ValidationError } from '../model/errors.js';
 import { validateBootFile, validateLabels, validateName } from '../model/identifiers.js';
-import { assertIpxeArgs, assertIpxeValue, normalizeEfiPath } from '../model/ipxe-text.js';
+import { assertIpxeArgs, normalizeEfiPath } from '../model/ipxe-text.js';
 import type { ProfileCreate, ProfileUpdate, ProfileView } from '../model/schemas.js';
 import { statement, type Db } from './database.js';
 import { parseJsonMap, translateConstraint } from './sqlite-errors.js';

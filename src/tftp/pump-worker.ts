@@ -25,7 +25,7 @@ import {
   sockaddrIn,
   sockaddrPort,
   type Libc,
-} from './udp.js';
+} from '../net/libc.js';
 
 /**
  * The TFTP data plane thread (see pump.ts): one loop that waits in epoll_wait for the transfers'

@@ -1,6 +1,6 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Endpoint, TransferResult } from './transfer.js';
-import { loadLibc, openEventFd, openUdp4, type Libc } from './udp.js';
+import { loadLibc, openEventFd, openUdp4, type Libc } from '../net/libc.js';
 
 /**
  * The TFTP data plane, seen from the server: a worker thread (pump-worker.ts) that carries the DATA

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,7 +47,6 @@ describe.skipIf(!NetLab.available())('two guests at once, each on its own copy-o
   let dbPath: string;
   let golden: GoldenImage;
   let hiveboot: ChildProcess;
-  let hivebootLog: WriteStream;
   let api: LabApi;
   const guests: Guest[] = [];
 
@@ -85,9 +84,6 @@ dhcp:
     );
     hiveboot = started.process;
     dbPath = started.dbPath;
-    hivebootLog = createWriteStream(join(dir, 'hiveboot.log'));
-    hiveboot.stdout!.on('data', (d: Buffer) => hivebootLog.write(d));
-    hiveboot.stderr!.on('data', (d: Buffer) => hivebootLog.write(d));
 
     api = labApi(lab, srv, 'http://10.93.0.1:8080', join(dir, 'state'));
     expect((await api('POST', '/v1/images', { name: 'debian12', location: golden.path })).status).toBe(201);
@@ -97,7 +93,6 @@ dhcp:
   afterAll(async () => {
     for (const g of guests) g.disk?.remove();
     await lab.destroy();
-    await new Promise((r) => (hivebootLog ? hivebootLog.end(r) : r(undefined)));
     if (process.env.HIVEBOOT_TEST_KEEP) console.log(`e2e two guests: kept ${dir}`);
     else if (dir) rmSync(dir, { recursive: true, force: true });
   });

@@ -1,4 +1,4 @@
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +28,6 @@ describe.skipIf(!NetLab.available() || !existsSync(OVMF))('power on → discover
   let dir: string;
   let srv: string;
   let dbPath: string;
-  let hivebootLog: WriteStream;
   let api: LabApi;
 
   beforeAll(async () => {
@@ -60,10 +59,6 @@ dhcp:
 `,
     );
     dbPath = started.dbPath;
-    // hiveboot's own log (debug), kept for diagnosis next to the serial console.
-    hivebootLog = createWriteStream(join(dir, 'hiveboot.log'));
-    started.process.stdout!.on('data', (d: Buffer) => hivebootLog.write(d));
-    started.process.stderr!.on('data', (d: Buffer) => hivebootLog.write(d));
 
     api = labApi(lab, srv, 'http://10.92.0.1:8080', join(dir, 'state'));
     expect((await api('POST', '/v1/images', { name: 'debian12', location: golden.path })).status).toBe(201);
@@ -72,7 +67,6 @@ dhcp:
 
   afterAll(async () => {
     await lab.destroy();
-    await new Promise((r) => (hivebootLog ? hivebootLog.end(r) : r(undefined)));
     if (process.env.HIVEBOOT_TEST_KEEP) console.log(`e2e UEFI: kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
   });

@@ -13,7 +13,7 @@
 // The same boot also proves the image's own first-boot agent: the guest boots the image's
 // multi-user target with hiveboot.url= pointing at a stand-in for hiveboot's /v1/hosts/self routes
 // (10.0.2.101:8080, relayed to this test), and the agent must fetch its config, apply it and report.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,10 +21,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Static } from 'typebox';
 import type { SelfConfig } from '../../src/http/routes/v1/self.js';
-import type { TestTargetSpec } from '../support/iscsi-target.js';
+import { spawnTestTarget, type ChildTarget, type TestTargetSpec } from '../support/iscsi-target.js';
 import { ensureGoldenImage, extractBoot, guestAccel, LinuxGuest, TEST_IMAGE, type GoldenImage } from '../support/vm.js';
 
-const REPO = join(import.meta.dirname, '..', '..');
 const TARGET = 'iqn.2026-01.io.hiveboot:vm-w1';
 const INITIATOR = 'iqn.2026-01.io.hiveboot:vm-w1-host';
 const CHAP = { user: 'hb-vmw1user', secret: 'vmw1secret01x' };
@@ -90,10 +89,9 @@ const canRun =
  */
 const relay = (port: number) => `sh -c 'exec busybox nc 127.0.0.1 ${port} 2>/dev/null'`;
 
-/** The built-in target as a child process (test/support/iscsi-target.ts), so it can be killed. */
+/** The built-in target as a child process (spawnTestTarget), so it can be killed and started again. */
 class TargetProcess {
-  private child?: ChildProcess;
-  private exited?: Promise<void>;
+  private target?: ChildTarget;
   constructor(
     private spec: TestTargetSpec,
     private readonly logFile: string,
@@ -104,37 +102,15 @@ class TargetProcess {
   }
 
   async start(): Promise<void> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/iscsi-target.ts', JSON.stringify(this.spec)], {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child = child;
-    this.exited = new Promise((resolve) => child.on('exit', () => resolve()));
-    let out = '';
-    const ready = new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`target did not start: ${out}`)), 30_000);
-      child.stdout!.on('data', (b: Buffer) => {
-        out += b.toString();
-        const m = /ready (\d+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-      child.stderr!.on('data', (b: Buffer) => {
-        out += b.toString();
-        writeFileSync(this.logFile, b, { flag: 'a' });
-      });
-      child.on('exit', (code) => reject(new Error(`target exited ${code} before it was ready: ${out}`)));
-    });
-    const port = await ready;
+    this.target = await spawnTestTarget(this.spec);
     // Every restart listens on the port the first start was given.
-    this.spec = { ...this.spec, port };
+    this.spec = { ...this.spec, port: this.target.port };
   }
 
   async stop(signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
-    this.child?.kill(signal);
-    await this.exited;
+    if (!this.target) return;
+    await this.target.kill(signal);
+    writeFileSync(this.logFile, this.target.stderr(), { flag: 'a' });
   }
 }
 

@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const SERVE = join(import.meta.dirname, 'serve.ts');
@@ -25,9 +25,17 @@ export class NetLab {
     }
   }
 
-  /** Creates namespace `<name>-<tag>` with loopback up; returns its full name. */
+  /** Namespaces are `<prefix><tag>-<name>`: whoever made one is told by its prefix. */
+  protected readonly namespacePrefix: string = 'hb';
+
+  /** A veth end's temporary name (it is renamed inside its namespace); `side` is 0 or 1. */
+  protected vethName(side: 0 | 1): string {
+    return `${side === 0 ? 'v' : 'w'}${this.tag}${randomBytes(2).toString('hex')}`;
+  }
+
+  /** Creates namespace `<prefix><tag>-<name>` with loopback up; returns its full name. */
   ns(name: string): string {
-    const full = `hb${this.tag}-${name}`;
+    const full = `${this.namespacePrefix}${this.tag}-${name}`;
     execFileSync('ip', ['netns', 'add', full]);
     this.namespaces.push(full);
     this.ip(full, 'link', 'set', 'lo', 'up');
@@ -36,8 +44,8 @@ export class NetLab {
 
   /** A veth pair between two namespaces, both ends up, optional addresses (CIDR). */
   link(a: { ns: string; ifname: string; cidr?: string }, b: { ns: string; ifname: string; cidr?: string }): void {
-    const tmpA = `v${this.tag}${randomBytes(2).toString('hex')}`;
-    const tmpB = `w${this.tag}${randomBytes(2).toString('hex')}`;
+    const tmpA = this.vethName(0);
+    const tmpB = this.vethName(1);
     execFileSync('ip', ['link', 'add', tmpA, 'type', 'veth', 'peer', 'name', tmpB]);
     execFileSync('ip', ['link', 'set', tmpA, 'netns', a.ns]);
     execFileSync('ip', ['link', 'set', tmpB, 'netns', b.ns]);
@@ -65,12 +73,18 @@ export class NetLab {
 
   /**
    * Starts hiveboot (from the sources) inside a namespace with `stateDir: <dir>/state` plus the
-   * given YAML, and waits until it is up. Returns the process and its database's path.
+   * given YAML, its output going to `<dir>/hiveboot.log`, and waits until it is up. Returns the
+   * process and its database's path.
    */
   async hiveboot(ns: string, dir: string, yaml: string, env: NodeJS.ProcessEnv = process.env): Promise<{ process: ChildProcess; dbPath: string; configPath: string }> {
     const configPath = join(dir, 'hiveboot.yaml');
     writeFileSync(configPath, `stateDir: ${join(dir, 'state')}\n${yaml}`);
     const child = this.spawn(ns, process.execPath, [...(env.HIVEBOOT_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', SERVE, configPath], env);
+    // Its log, for diagnosis next to the test's other files (appended to across restarts).
+    const log = createWriteStream(join(dir, 'hiveboot.log'), { flags: 'a' });
+    child.stdout!.on('data', (d: Buffer) => log.write(d));
+    child.stderr!.on('data', (d: Buffer) => log.write(d));
+    child.once('close', () => log.end());
     await waitForOutput(child, (t) => t.includes('hiveboot is up'), 30_000);
     return { process: child, dbPath: join(dir, 'state', 'hiveboot.db'), configPath };
   }

@@ -1,17 +1,18 @@
 import koffi from 'koffi';
 
 /**
- * The few libc calls the TFTP data plane makes itself (Linux): UDP sockets, epoll and an eventfd.
- * Node's dgram costs a trip through libuv, a callback and several objects per datagram in each
- * direction; for DATA/ACK traffic that is most of the server's work, so transfers of files held in
- * memory are driven with these calls from a thread of their own (pump-worker.ts). Loaded on first
- * use; every function works on plain numbers and Buffers.
+ * The few libc calls hiveboot's UDP servers make themselves (Linux): sockets with options Node
+ * cannot set (DHCP's SO_BINDTODEVICE), sendto, epoll and an eventfd. Node's dgram costs a trip
+ * through libuv, a callback and several objects per datagram in each direction; for TFTP's DATA/ACK
+ * traffic that is most of the server's work, so transfers of files held in memory are driven with
+ * these calls from a thread of their own (tftp/pump-worker.ts), and DHCP sends its replies with them.
+ * Loaded on first use; every function works on plain numbers and Buffers.
  */
 
 export const AF_INET = 2;
-const SOCK_DGRAM = 2;
+export const SOCK_DGRAM = 2;
 const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
+export const SOCK_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 const EFD_CLOEXEC = 0o2000000;
 export const MSG_DONTWAIT = 0x40;
@@ -26,12 +27,14 @@ export const EPOLL_EVENT_SIZE = process.arch === 'x64' ? 12 : 16;
 export const EPOLL_DATA_OFFSET = process.arch === 'x64' ? 4 : 8;
 export const EAGAIN = 11;
 export const EINTR = 4;
+export const ENOBUFS = 105;
 /** sizeof(struct sockaddr_in). */
 export const SOCKADDR_IN_SIZE = 16;
 
 export interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   bind(fd: number, addr: Buffer, len: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
   getsockname(fd: number, addr: Buffer, len: Buffer): number;
   close(fd: number): number;
   sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrLen: number): number;
@@ -50,12 +53,13 @@ let libc: Libc | undefined;
 /** The bindings, or a clear error where they cannot be had (not Linux, no koffi build). */
 export function loadLibc(): Libc {
   if (libc) return libc;
-  if (process.platform !== 'linux') throw new Error(`the TFTP data plane needs Linux, not ${process.platform}`);
+  if (process.platform !== 'linux') throw new Error(`hiveboot's UDP servers need Linux, not ${process.platform}`);
   const lib = koffi.load('libc.so.6');
   // ssize_t results are declared intptr_t: koffi gives them back as plain numbers.
   libc = {
     socket: lib.func('int socket(int, int, int)'),
     bind: lib.func('int bind(int, const void *, uint32_t)'),
+    setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
     getsockname: lib.func('int getsockname(int, void *, void *)'),
     close: lib.func('int close(int)'),
     sendto: lib.func('intptr_t sendto(int, const void *, uintptr_t, int, const void *, uint32_t)'),
