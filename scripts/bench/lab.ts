@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { NetLab } from '../../test/support/netns.js';
 
 /**
@@ -13,6 +14,11 @@ export class BenchLab extends NetLab {
 
   protected override vethName(): string {
     return `hbp${randomBytes(4).toString('hex')}`;
+  }
+
+  /** The daemon as users run it: `hiveboot serve` on the compiled dist/ (npm run bench builds it first). */
+  protected override daemonArgs(configPath: string): string[] {
+    return [join(import.meta.dirname, '../../bin/hiveboot.js'), 'serve', '--config', configPath];
   }
 }
 

@@ -14,8 +14,10 @@ import {
   requestedIp,
   serverIdentifier,
   text,
+  textConstant,
   u32,
   u8,
+  u8Constant,
 } from './options.js';
 import { BOOTREQUEST, clientMac, replyTo, type DhcpPacket } from './packet.js';
 import type { DhcpOutcome, RequestContext } from './types.js';
@@ -305,7 +307,7 @@ export class FullDhcp {
     const reply = replyTo(req);
     const o = reply.options;
     const fixed = pool.fixed;
-    o.set(Opt.MESSAGE_TYPE, u8(type));
+    o.set(Opt.MESSAGE_TYPE, u8Constant(type));
     let serverId = this.serverIds.get(ctx.serverIp);
     if (!serverId) this.serverIds.set(ctx.serverIp, (serverId = ip(ctx.serverIp)));
     o.set(Opt.SERVER_ID, serverId);
@@ -327,10 +329,10 @@ export class FullDhcp {
     if (!('none' in choice)) {
       reply.siaddr = ctx.serverIp;
       reply.file = choice.file;
-      o.set(Opt.BOOTFILE_NAME, text(choice.file));
-      if (choice.vendorClass === 'HTTPClient') o.set(Opt.VENDOR_CLASS, text('HTTPClient'));
+      o.set(Opt.BOOTFILE_NAME, textConstant(choice.file));
+      if (choice.vendorClass === 'HTTPClient') o.set(Opt.VENDOR_CLASS, textConstant('HTTPClient'));
       else if (!isIpxe(req)) {
-        o.set(Opt.VENDOR_CLASS, text('PXEClient'));
+        o.set(Opt.VENDOR_CLASS, textConstant('PXEClient'));
         o.set(Opt.VENDOR_SPECIFIC, PXE_NO_DISCOVERY);
       }
       if (isIpxe(req)) {
@@ -354,7 +356,7 @@ export class FullDhcp {
 
   private nak(req: DhcpPacket, ctx: RequestContext, mac: string, why: string): DhcpOutcome {
     const reply = replyTo(req);
-    reply.options.set(Opt.MESSAGE_TYPE, u8(MessageType.NAK));
+    reply.options.set(Opt.MESSAGE_TYPE, u8Constant(MessageType.NAK));
     reply.options.set(Opt.SERVER_ID, ip(ctx.serverIp));
     reply.options.set(Opt.MESSAGE, text(why.slice(0, 200)));
     // RFC 2131 section 4.3.2: a NAK without a relay is broadcast, whatever the client asked.

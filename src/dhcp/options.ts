@@ -189,6 +189,12 @@ export function pxeClientKind(p: DhcpPacket): 'PXEClient' | 'HTTPClient' | undef
 // ---- writers ----
 
 export const u8 = (n: number) => Buffer.from([n & 0xff]);
+/**
+ * One shared, never-modified buffer per byte value, for option values a reply carries as they are
+ * (message types): the encoder copies them out, so no reply needs a buffer of its own.
+ */
+const U8_CONSTANTS = Array.from({ length: 256 }, (_, n) => u8(n));
+export const u8Constant = (n: number): Buffer => U8_CONSTANTS[n & 0xff]!;
 export function u16(n: number): Buffer {
   const b = Buffer.alloc(2);
   b.writeUInt16BE(n);
@@ -202,6 +208,19 @@ export function u32(n: number): Buffer {
 export const ip = (addr: string) => ipToBuffer(addr);
 export const ips = (addrs: string[]) => Buffer.concat(addrs.map(ipToBuffer));
 export const text = (s: string) => Buffer.from(s, 'latin1');
+const TEXT_CONSTANTS = new Map<string, Buffer>();
+/**
+ * A shared, never-modified buffer for a text a server sends over and over (boot file names, URLs,
+ * vendor classes): few distinct values, so they are kept — at most 256, then started afresh.
+ */
+export function textConstant(s: string): Buffer {
+  let b = TEXT_CONSTANTS.get(s);
+  if (!b) {
+    if (TEXT_CONSTANTS.size >= 256) TEXT_CONSTANTS.clear();
+    TEXT_CONSTANTS.set(s, (b = text(s)));
+  }
+  return b;
+}
 
 export function encodeEncapsulated(options: Map<number, Buffer>): Buffer {
   const parts: Buffer[] = [];

@@ -7,11 +7,15 @@ import {
   messageType,
   Opt,
   PxeOpt,
-  text,
+  textConstant,
   u8,
+  u8Constant,
 } from './options.js';
 import { BOOTREQUEST, clientMac, replyTo, type DhcpPacket } from './packet.js';
 import type { DhcpOutcome, RequestContext } from './types.js';
+
+/** Option 43 of every PXE offer: discovery control 8 (made once; never modified). */
+const PXE_NO_DISCOVERY = encodeEncapsulated(new Map([[PxeOpt.DISCOVERY_CONTROL, u8(8)]]));
 
 /**
  * proxyDHCP (PXE spec 2.1, section 2.2.3): beside the network's own DHCP server, answer PXE and iPXE
@@ -44,16 +48,16 @@ export function handleProxy(
   // iPXE ignores a proxy offer that names a file but no next-server, so siaddr is always set.
   reply.siaddr = ctx.serverIp;
   reply.file = choice.file;
-  reply.options.set(Opt.MESSAGE_TYPE, u8(replyType));
+  reply.options.set(Opt.MESSAGE_TYPE, u8Constant(replyType));
   reply.options.set(Opt.SERVER_ID, ip(ctx.serverIp));
-  reply.options.set(Opt.VENDOR_CLASS, text(choice.vendorClass));
+  reply.options.set(Opt.VENDOR_CLASS, textConstant(choice.vendorClass));
   const uuid = req.options.get(Opt.CLIENT_UUID);
   if (uuid && clientUuid(req)) reply.options.set(Opt.CLIENT_UUID, uuid);
   if (choice.vendorClass === 'PXEClient') {
     // Discovery control 8: no boot server discovery, no menu — download the file named here.
-    reply.options.set(Opt.VENDOR_SPECIFIC, encodeEncapsulated(new Map([[PxeOpt.DISCOVERY_CONTROL, u8(8)]])));
+    reply.options.set(Opt.VENDOR_SPECIFIC, PXE_NO_DISCOVERY);
   }
-  reply.options.set(Opt.BOOTFILE_NAME, text(choice.file));
+  reply.options.set(Opt.BOOTFILE_NAME, textConstant(choice.file));
   return {
     reply,
     mac,

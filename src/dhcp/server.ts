@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { MESSAGE_TYPE_NAMES, maxMessageSize, messageType, MessageType } from './options.js';
 import { BROADCAST_FLAG, decodePacket, DhcpParseError, encodePacket, type DhcpPacket } from './packet.js';
 import type { DhcpOutcome, RequestContext } from './types.js';
-import { openDeviceSocket, sendDatagram } from './udp-device.js';
+import { openDeviceSocket, ReplySender } from './udp-device.js';
 
 export interface DhcpInterface {
   name: string;
@@ -40,6 +40,7 @@ export interface DhcpStats {
 export class DhcpServer {
   readonly stats: DhcpStats = { received: 0, malformed: 0, replies: 0, ignored: 0, errors: 0 };
   private sockets: dgram.Socket[] = [];
+  private readonly replies = new ReplySender();
   private readonly ports: { server: number; pxe: number | null; client: number };
 
   constructor(private readonly opts: DhcpServerOptions) {
@@ -71,7 +72,9 @@ export class DhcpServer {
   async stop(): Promise<void> {
     const sockets = this.sockets;
     this.sockets = [];
+    this.replies.flush();
     await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.replies.close();
     this.opts.onStop?.();
   }
 
@@ -118,8 +121,9 @@ export class DhcpServer {
     }
     const to = outcome.to ?? this.destination(req, outcome.reply);
     this.stats.replies++;
-    // A failure surfaces as the socket's 'error' event (logged in listen()).
-    sendDatagram(socket, bytes, to.port, to.address);
+    // Sent with the other replies of this turn of the event loop; a failure surfaces as the
+    // socket's 'error' event (logged in listen()).
+    this.replies.send(socket, bytes, to.port, to.address);
     if (this.debug) {
       this.opts.logger.debug({ iface: ctx.iface, mac: outcome.mac, type: MESSAGE_TYPE_NAMES[messageType(outcome.reply) ?? 0], to }, 'DHCP reply');
     }

@@ -1,7 +1,9 @@
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns';
 import { isIP } from 'node:net';
-import { AF_INET, EAGAIN, ENOBUFS, errno, errorText, loadLibc, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM, SOCKADDR_IN_SIZE, sockaddrIn } from '../net/libc.js';
+import { AF_INET, errno, errorText, loadLibc, SOCK_CLOEXEC, SOCK_DGRAM, SOCKADDR_IN_SIZE, sockaddrIn } from '../net/libc.js';
+import { SendBatch } from '../net/send-batch.js';
+import { intToIp, parseIpv4 } from './addresses.js';
 
 /**
  * A UDP socket bound to 0.0.0.0:<port> and pinned to one network interface (SO_BINDTODEVICE).
@@ -36,40 +38,62 @@ const literalLookup: NonNullable<dgram.SocketOptions['lookup']> = (hostname, opt
   else lookup(hostname, options, callback);
 };
 
-/** The descriptor under each socket openDeviceSocket made, for sendDatagram. */
+/** The descriptor under each socket openDeviceSocket made, for ReplySender. */
 const descriptors = new WeakMap<dgram.Socket, number>();
-/** sockaddr_in per destination: a server replies to few (the broadcast address, its relays). */
-const addresses = new Map<string, Buffer>();
-
-function sockaddrOf(address: string, port: number): Buffer {
-  const key = `${address}:${port}`;
-  let sa = addresses.get(key);
-  if (!sa) {
-    // Clients' own addresses come and go: keep the table small.
-    if (addresses.size > 1024) addresses.clear();
-    addresses.set(key, (sa = sockaddrIn(address, port)));
-  }
-  return sa;
-}
 
 /**
- * Sends one datagram from a socket openDeviceSocket made, with sendto(2) straight on its descriptor.
- * dgram.send costs several times the system call (argument checks, a lookup, a request object) —
- * a reply is mostly that cost. When the kernel cannot take the datagram right now, or for any other
- * socket, dgram queues it as usual; a failure surfaces as the socket's 'error'.
+ * Replies of a server's sockets, sent in batches: every datagram queued while the sockets are being
+ * read goes out with one sendmmsg(2) per socket right after (setImmediate runs once libuv has read
+ * what was waiting). At one request at a time that costs a turn of the event loop, a few
+ * microseconds; in a storm it spares the server a system call and a client wake-up per reply (see
+ * net/send-batch.ts). Sockets not made by openDeviceSocket, destinations that are not IPv4
+ * literals, and whatever the kernel does not take at once go through dgram's own send.
  */
-export function sendDatagram(socket: dgram.Socket, data: Buffer, port: number, address: string): void {
-  const fd = descriptors.get(socket);
-  if (fd !== undefined && isIP(address) === 4) {
-    const c = loadLibc();
-    if (c.sendto(fd, data, data.length, MSG_DONTWAIT, sockaddrOf(address, port), SOCKADDR_IN_SIZE) >= 0) return;
-    const err = errno();
-    if (err !== EAGAIN && err !== ENOBUFS) {
-      socket.emit('error', new Error(`sendto ${address}:${port}: ${c.strerror(err)}`));
+export class ReplySender {
+  private readonly batches = new Map<dgram.Socket, SendBatch | null>();
+  private scheduled: NodeJS.Immediate | undefined;
+
+  send(socket: dgram.Socket, data: Buffer, port: number, address: string): void {
+    const batch = this.batchOf(socket);
+    const ip = batch ? parseIpv4(address) : -1;
+    if (!batch || ip < 0 || !batch.add(data, ip, port)) {
+      socket.send(data, port, address);
       return;
     }
+    if (batch.full) this.flushOne(socket, batch);
+    else this.scheduled ??= setImmediate(() => this.flush());
   }
-  socket.send(data, port, address);
+
+  /** Sends everything queued now (also before a socket closes). */
+  flush(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    for (const [socket, batch] of this.batches) if (batch && batch.size > 0) this.flushOne(socket, batch);
+  }
+
+  /** Frees the batches (after the sockets closed). */
+  close(): void {
+    this.flush();
+    for (const batch of this.batches.values()) batch?.close();
+    this.batches.clear();
+  }
+
+  private batchOf(socket: dgram.Socket): SendBatch | null {
+    let batch = this.batches.get(socket);
+    if (batch === undefined) {
+      const fd = descriptors.get(socket);
+      batch = fd === undefined ? null : new SendBatch(fd);
+      this.batches.set(socket, batch);
+    }
+    return batch;
+  }
+
+  private flushOne(socket: dgram.Socket, batch: SendBatch): void {
+    const { unsent, error } = batch.flush();
+    if (error !== undefined) socket.emit('error', new Error(`sendmmsg: ${loadLibc().strerror(error)}`));
+    // The kernel's buffer was full (or one datagram failed): dgram queues the rest, or reports them.
+    for (const u of unsent) socket.send(u.data, u.port, intToIp(u.address));
+  }
 }
 
 /** Opens 0.0.0.0:port pinned to `device` (or unpinned if device is undefined), broadcast allowed. */

@@ -79,7 +79,7 @@ export class NetLab {
   async hiveboot(ns: string, dir: string, yaml: string, env: NodeJS.ProcessEnv = process.env): Promise<{ process: ChildProcess; dbPath: string; configPath: string }> {
     const configPath = join(dir, 'hiveboot.yaml');
     writeFileSync(configPath, `stateDir: ${join(dir, 'state')}\n${yaml}`);
-    const child = this.spawn(ns, process.execPath, [...(env.HIVEBOOT_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', SERVE, configPath], env);
+    const child = this.spawn(ns, process.execPath, [...(env.HIVEBOOT_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...this.daemonArgs(configPath)], env);
     // Its log, for diagnosis next to the test's other files (appended to across restarts).
     const log = createWriteStream(join(dir, 'hiveboot.log'), { flags: 'a' });
     child.stdout!.on('data', (d: Buffer) => log.write(d));
@@ -87,6 +87,11 @@ export class NetLab {
     child.once('close', () => log.end());
     await waitForOutput(child, (t) => t.includes('hiveboot is up'), 30_000);
     return { process: child, dbPath: join(dir, 'state', 'hiveboot.db'), configPath };
+  }
+
+  /** How the daemon is started (after node's own flags): from the sources, so tests need no build. */
+  protected daemonArgs(configPath: string): string[] {
+    return ['--import', 'tsx', SERVE, configPath];
   }
 
   ip(ns: string, ...args: string[]): string {
