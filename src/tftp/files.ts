@@ -1,5 +1,5 @@
-import { constants, type Stats } from 'node:fs';
-import { open, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, readlinkSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 
 /**
@@ -77,18 +77,24 @@ export class FileStore {
 
   async open(name: string): Promise<OpenedFile> {
     const segments = relativeSegments(name);
-    const root = await this.realRoot();
+    // The checks are synchronous system calls on purpose. The root is a local directory and its
+    // names and inodes sit in the kernel's caches: the whole sequence costs about 20 µs. Through the
+    // thread pool each of the five calls costs 50-60 µs of the event loop's time, and 50 machines
+    // powered on at once would each wait for all the others' checks before their first block.
+    const root = this.realRoot();
     let real: string;
     let st: Stats;
     try {
-      real = await realpath(join(root, ...segments));
+      real = realpathSync(join(root, ...segments));
       if (!inside(root, real)) throw new FileError('refused', `${name} resolves outside the TFTP root`);
       // stat before open: opening a device or a FIFO can block or have side effects.
-      st = await stat(real);
+      st = statSync(real);
     } catch (err) {
       throw fsError(err, name);
     }
     if (!st.isFile()) throw new FileError('refused', `${name} is not a regular file (${fileKind(st)})`);
+    const hit = this.cache.get(real);
+    if (hit && sameFile(hit, st)) return memoryFile(name, this.reopenCached(real, hit, name, root));
 
     let fh: FileHandle;
     try {
@@ -100,7 +106,7 @@ export class FileStore {
       const fst = await fh.stat();
       // Whatever was swapped in between realpath and open is refused, not served.
       if (!fst.isFile() || fst.ino !== st.ino || fst.dev !== st.dev) throw new FileError('refused', `${name} changed while it was opened`);
-      await assertOpenedInside(fh, root, name);
+      assertOpenedInside(fh.fd, root, name);
       if (fst.size <= this.cacheFileMaxBytes) {
         const data = await this.cached(real, fh, fst, name);
         await fh.close();
@@ -113,9 +119,36 @@ export class FileStore {
     }
   }
 
-  private async realRoot(): Promise<string> {
+  /**
+   * A file already in memory, opened and checked as any other (the same file, still inside the
+   * root) but not read: its bytes are the cached ones.
+   */
+  private reopenCached(real: string, entry: CacheEntry, name: string, root: string): Buffer {
+    let fd: number;
     try {
-      return await realpath(this.opts.root);
+      fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (err) {
+      throw fsError(err, name);
+    }
+    try {
+      const fst = fstatSync(fd);
+      if (!fst.isFile() || !sameFile(entry, fst)) throw new FileError('refused', `${name} changed while it was opened`);
+      assertOpenedInside(fd, root, name);
+    } catch (err) {
+      throw fsError(err, name);
+    } finally {
+      closeSync(fd);
+    }
+    this.stats.hits++;
+    // Most recently used last: the eviction loop in cached() drops from the front.
+    this.cache.delete(real);
+    this.cache.set(real, entry);
+    return entry.data;
+  }
+
+  private realRoot(): string {
+    try {
+      return realpathSync(this.opts.root);
     } catch (err) {
       throw new FileError('unreadable', `the TFTP root is unavailable (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
@@ -123,10 +156,9 @@ export class FileStore {
 
   private async cached(real: string, fh: FileHandle, st: Stats, name: string): Promise<Buffer> {
     const hit = this.cache.get(real);
+    // Another open may have filled the entry while this one waited for its descriptor.
     if (hit && sameFile(hit, st)) {
       this.stats.hits++;
-      this.cache.delete(real);
-      this.cache.set(real, hit);
       return hit.data;
     }
     this.stats.misses++;
@@ -174,10 +206,10 @@ function inside(root: string, real: string): boolean {
  * window in which a directory on the path could have been swapped for a symlink after realpath.
  * Where /proc is missing, the realpath check above stands alone.
  */
-async function assertOpenedInside(fh: FileHandle, root: string, name: string): Promise<void> {
+function assertOpenedInside(fd: number, root: string, name: string): void {
   let opened: string;
   try {
-    opened = await readlink(`/proc/self/fd/${fh.fd}`);
+    opened = readlinkSync(`/proc/self/fd/${fd}`);
   } catch {
     return;
   }
