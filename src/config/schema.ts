@@ -144,14 +144,52 @@ export const IscsiConfig = Type.Object(
 
 export const StorageConfig = Type.Object(
   {
-    backend: Type.Union([Type.Literal('builtin'), Type.Literal('none')], {
+    backend: Type.Union([Type.Literal('builtin'), Type.Literal('ceph-iscsi'), Type.Literal('none')], {
       default: 'builtin',
-      description: 'builtin: hiveboot makes each host a copy-on-write disk over its profile image and serves it; none: disks are entered by hand',
+      description:
+        'builtin: hiveboot makes each host a copy-on-write disk over its profile image and serves it; ceph-iscsi: each host gets an RBD clone of its profile image (rbd:pool/image@snapshot) exported by existing Ceph iSCSI gateways, driven through rbd-target-api (section cephIscsi); none: disks are entered by hand',
     }),
     dir: Type.Optional(Type.String({ description: 'where per-host overlays live. Default: <stateDir>/disks' })),
     mutualChap: Type.Boolean({ default: false, description: 'also give each host a target secret (the host checks the target)' }),
   },
   { additionalProperties: false, default: {} },
+);
+
+export const CephIscsiConfig = Type.Object(
+  {
+    apiUrls: Type.Array(Type.String({ pattern: '^https?://[^\\s/@?#]+(/api)?/?$' }), {
+      minItems: 1,
+      description:
+        'rbd-target-api base URLs, e.g. http://gw1.example.net:5000, tried in this order (the next only when one cannot be reached): the API on any gateway configures them all',
+    }),
+    user: Type.String({ minLength: 1, default: 'admin', description: 'api_user of /etc/ceph/iscsi-gateway.cfg' }),
+    passwordFile: Type.String({ minLength: 1, description: 'file holding api_password of iscsi-gateway.cfg (mode 0600)' }),
+    gateways: Type.Array(
+      Type.Object(
+        {
+          name: Type.String({ minLength: 1, description: 'the gateway as rbd-target-api names it (its FQDN: GET /api/sysinfo/hostname)' }),
+          ip: Type.String({ minLength: 1, description: 'the portal address hosts log in to on this gateway' }),
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, description: 'every gateway that exports hosts\' disks; each host\'s target gets a portal on each' },
+    ),
+    targetIqnPrefix: Type.Optional(Type.String({ description: 'targets are named <prefix>:<hostname>; default: iscsi.targetIqnPrefix' })),
+    tls: Type.Object(
+      {
+        caFile: Type.Optional(Type.String({ description: 'PEM CA bundle that signed the gateways\' API certificates (https URLs)' })),
+        insecure: Type.Boolean({ default: false, description: 'accept any certificate (ceph-iscsi\'s own api_ssl_verify default); prefer caFile' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    timeoutMs: Type.Integer({
+      minimum: 100,
+      maximum: 600_000,
+      default: 30_000,
+      description: 'per API request; gateway changes lock the cluster-wide config object and touch every gateway, so allow seconds',
+    }),
+  },
+  { additionalProperties: false, description: 'storage.backend ceph-iscsi: the existing Ceph iSCSI gateways and their API' },
 );
 
 export const K3sConfig = Type.Object(
@@ -177,6 +215,7 @@ export const Config = Type.Object(
     tftp: TftpConfig,
     iscsi: IscsiConfig,
     storage: StorageConfig,
+    cephIscsi: Type.Optional(CephIscsiConfig),
     k3s: K3sConfig,
     log: LogConfig,
   },
