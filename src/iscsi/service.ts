@@ -33,8 +33,8 @@ export interface IscsiServiceOptions {
 interface Served {
   mac: string;
   targetName: string;
-  golden: string;
-  overlay: string;
+  /** The backing it was opened with, as a key: another one means another disk. */
+  backingKey: string;
   device: BlockDevice;
   unit: LogicalUnit;
 }
@@ -112,21 +112,22 @@ export class IscsiService implements TargetPublisher {
     return this.server.listen(this.opts.listen, this.opts.port);
   }
 
-  /** Serves (or updates) one host's target: opens its overlay once, then only access changes. */
+  /** Serves (or updates) one host's target: opens its disk once, then only access changes. */
   async publish(t: PublishedTarget): Promise<void> {
     let served = this.served.get(t.mac);
-    if (served && (served.overlay !== t.overlay || served.golden !== t.golden)) {
+    const backingKey = JSON.stringify(t.backing);
+    if (served && served.backingKey !== backingKey) {
       await this.withdraw(t.mac, 'disk changed');
       served = undefined;
     }
     if (!served) {
-      const device = await openBacking({ kind: 'cow', golden: t.golden, overlay: t.overlay });
+      const device = await openBacking(t.backing);
       const unit = new LogicalUnit({
         device,
         identity: {
           serial: t.mac.replace(/:/g, ''),
           // Stable across restarts and unique per host disk: Linux names /dev/disk/by-id from it.
-          naaId: createHash('sha256').update(`hiveboot-lun:${t.overlay}`).digest().subarray(0, 16),
+          naaId: createHash('sha256').update(`hiveboot-lun:${t.diskId}`).digest().subarray(0, 16),
           vendor: 'HIVEBOOT',
           product: 'hiveboot disk',
           revision: '0001',
@@ -135,7 +136,7 @@ export class IscsiService implements TargetPublisher {
         },
         onInternalError: (err) => this.log.error({ err, target: t.targetName }, 'scsi internal error'),
       });
-      served = { mac: t.mac, targetName: t.targetName, golden: t.golden, overlay: t.overlay, device, unit };
+      served = { mac: t.mac, targetName: t.targetName, backingKey, device, unit };
       this.served.set(t.mac, served);
     }
     if (served.targetName !== t.targetName) {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Host } from '../inventory/hosts.js';
 import { ConflictError } from '../model/errors.js';
 import type { Inventory } from '../inventory/index.js';
-import { createCowOverlay } from '../iscsi/backing/index.js';
+import { createCowOverlay, type BackingSpec } from '../iscsi/backing/index.js';
 import { newChapPair, newChapSecret } from './credentials.js';
 
 export const BUILTIN_SOURCE = 'builtin';
@@ -29,8 +29,13 @@ export interface PublishedTarget {
   mac: string;
   targetName: string;
   initiatorIqn: string;
-  golden: string;
-  overlay: string;
+  /** What the host's LUN is stored in. */
+  backing: BackingSpec;
+  /**
+   * Names the host's disk for good (its overlay's path, its RBD image): the LUN's identifier, which
+   * Linux names /dev/disk/by-id after, is made from it, and a new one means a new disk.
+   */
+  diskId: string;
   chap: { user: string; secret: string; mutual?: { user: string; secret: string } };
   portals: string[];
 }
@@ -176,8 +181,8 @@ export class BuiltinProvisioner {
       mac: host.mac,
       targetName: disk.targetIqn,
       initiatorIqn: host.initiatorIqn ?? `${this.opts.initiatorIqnPrefix}:${host.hostname}`,
-      golden,
-      overlay,
+      backing: { kind: 'cow', golden, overlay },
+      diskId: overlay,
       chap: {
         user: disk.chapUser!,
         secret: disk.chapSecret!,
