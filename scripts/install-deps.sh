@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 make g++ curl ca-certificates ipxe atftp tftp-hpa qemu-system-x86 ipxe-qemu ovmf busybox dnsmasq-base tcpdump libiscsi-bin tgt fio qemu-utils qemu-block-extra)
+APT_PACKAGES=(python3 make g++ curl ca-certificates ipxe atftp tftp-hpa qemu-system-x86 ipxe-qemu ovmf busybox dnsmasq-base tcpdump libiscsi-bin tgt fio qemu-utils qemu-block-extra systemd shellcheck
+  ceph-mon ceph-mgr ceph-osd ceph-common librbd1 tgt-rbd)
 
 need_node_major=20
 if ! command -v node >/dev/null 2>&1; then

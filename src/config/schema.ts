@@ -192,6 +192,20 @@ export const CephIscsiConfig = Type.Object(
   { additionalProperties: false, description: 'storage.backend ceph-iscsi: the existing Ceph iSCSI gateways and their API' },
 );
 
+export const CephConfig = Type.Object(
+  {
+    conf: Type.String({ default: '/etc/ceph/ceph.conf', description: 'ceph.conf of the cluster holding RBD disks (monitor addresses)' }),
+    client: Type.String({
+      pattern: '^[^\\s]+$',
+      default: 'client.hiveboot',
+      description: "cephx user; needs only: mon 'profile rbd', osd 'profile rbd pool=<pool>', mgr 'profile rbd pool=<pool>'",
+    }),
+    keyring: Type.Optional(Type.String({ description: "keyring file with the user's key (0600); default: what ceph.conf names" })),
+    pool: Type.String({ minLength: 1, default: 'hiveboot', description: 'RBD pool for golden images and hosts\' clones' }),
+  },
+  { additionalProperties: false, default: {}, description: 'The Ceph cluster for RBD-backed disks; nothing connects to it unless a disk or image uses RBD' },
+);
+
 export const K3sConfig = Type.Object(
   {
     serverUrl: Type.Optional(
@@ -216,6 +230,7 @@ export const Config = Type.Object(
     iscsi: IscsiConfig,
     storage: StorageConfig,
     cephIscsi: Type.Optional(CephIscsiConfig),
+    ceph: CephConfig,
     k3s: K3sConfig,
     log: LogConfig,
   },

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import type { Host } from '../inventory/hosts.js';
 import { ConflictError } from '../model/errors.js';
 import type { Inventory } from '../inventory/index.js';
+import type { CephSettings } from '../ceph/cluster.js';
 import { createCowOverlay, type BackingSpec } from '../iscsi/backing/index.js';
+import { parseRbdSnapshot, rbdDiskName, type RbdImages } from './ceph-iscsi/rbd.js';
 import { newChapPair, newChapSecret } from './credentials.js';
 
 export const BUILTIN_SOURCE = 'builtin';
@@ -17,6 +19,11 @@ export const BUILTIN_SOURCE = 'builtin';
 export interface BuiltinOptions {
   /** Where overlays live (0700). */
   dir: string;
+  /**
+   * For profiles whose image is an RBD snapshot (location rbd:pool/image@snapshot): how hosts' clones
+   * are made and how the target reaches the cluster. Without it such hosts wait, with a reason.
+   */
+  rbd?: { images: RbdImages; cluster: CephSettings };
   targetIqnPrefix: string;
   initiatorIqnPrefix: string;
   /** Portals announced to hosts, "ip:port". */
@@ -48,8 +55,13 @@ export interface TargetPublisher {
 
 export type ReconcileResult = 'provisioned' | 'published' | 'withdrawn' | 'not-ours' | 'waiting';
 
+/** Where a host's disk lives: an overlay file over a golden file, or an RBD clone of a golden snapshot. */
+type HostDisk = { kind: 'cow'; golden: string; overlay: string } | { kind: 'rbd'; pool: string; image: string };
+
 export class BuiltinProvisioner {
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** Each published host's disk, for release(): by then the host and its profile are gone. */
+  private readonly disks = new Map<string, HostDisk>();
 
   constructor(
     private readonly inventory: Inventory,
@@ -94,8 +106,7 @@ export class BuiltinProvisioner {
     if (!golden || !host.hostname) return 'waiting';
     let current = host;
     let result: ReconcileResult = 'published';
-    const overlay = this.overlayPath(mac);
-    if (!(await exists(overlay))) await createCowOverlay(golden, overlay);
+    const disk = await this.ensureDisk(mac, golden);
     if (!current.disk) {
       const chap = newChapPair();
       const mutual = this.opts.mutualChap ? newChapPair() : undefined;
@@ -114,8 +125,27 @@ export class BuiltinProvisioner {
       );
       result = 'provisioned';
     }
-    await this.targets.publish(this.describe(current, golden, overlay));
+    await this.targets.publish(this.describe(current, disk));
     return result;
+  }
+
+  /**
+   * The host's own disk, made if missing: an overlay over a golden file, or (golden rbd:…) a clone of
+   * the golden snapshot — made with librbd in well under a second, whatever the image's size.
+   */
+  private async ensureDisk(mac: string, golden: string): Promise<HostDisk> {
+    let disk: HostDisk;
+    if (golden.startsWith('rbd:')) {
+      const snap = parseRbdSnapshot(golden, golden);
+      if (!this.opts.rbd) throw new Error(`the profile's image ${golden} is in RBD, but hiveboot was started without Ceph (the ceph section of the config)`);
+      disk = { kind: 'rbd', pool: snap.pool, image: rbdDiskName(mac) };
+      await this.opts.rbd.images.ensureClone({ pool: snap.pool, parent: snap.image, snapshot: snap.snapshot, child: disk.image });
+    } else {
+      disk = { kind: 'cow', golden, overlay: this.overlayPath(mac) };
+      if (!(await exists(disk.overlay))) await createCowOverlay(golden, disk.overlay);
+    }
+    this.disks.set(mac, disk);
+    return disk;
   }
 
   /** A new CHAP secret (and mutual secret, if any) for the host; its target takes it at once. */
@@ -139,8 +169,8 @@ export class BuiltinProvisioner {
         BUILTIN_SOURCE,
         { stage: 'storage' },
       );
-      const golden = this.goldenOf(updated);
-      if (golden) await this.targets.publish(this.describe(updated, golden, this.overlayPath(mac)));
+      const stored = this.disks.get(mac);
+      if (stored) await this.targets.publish(this.describe(updated, stored));
       return updated;
     });
   }
@@ -149,7 +179,11 @@ export class BuiltinProvisioner {
   release(mac: string, opts: { deleteData: boolean }): Promise<void> {
     return this.serialize(mac, async () => {
       await this.targets.withdraw(mac, 'host removed');
-      if (opts.deleteData) await rm(this.overlayPath(mac), { force: true });
+      const disk = this.disks.get(mac);
+      this.disks.delete(mac);
+      if (!opts.deleteData) return;
+      if (disk?.kind === 'rbd') await this.opts.rbd?.images.remove(disk.pool, disk.image);
+      else await rm(this.overlayPath(mac), { force: true });
     });
   }
 
@@ -175,20 +209,21 @@ export class BuiltinProvisioner {
     return this.inventory.images.find(profile.image)?.location;
   }
 
-  private describe(host: Host, golden: string, overlay: string): PublishedTarget {
-    const disk = host.disk!;
+  private describe(host: Host, disk: HostDisk): PublishedTarget {
+    const hostDisk = host.disk!;
     return {
       mac: host.mac,
-      targetName: disk.targetIqn,
+      targetName: hostDisk.targetIqn,
       initiatorIqn: host.initiatorIqn ?? `${this.opts.initiatorIqnPrefix}:${host.hostname}`,
-      backing: { kind: 'cow', golden, overlay },
-      diskId: overlay,
+      backing:
+        disk.kind === 'rbd' ? { kind: 'rbd', cluster: this.opts.rbd!.cluster, pool: disk.pool, image: disk.image } : { kind: 'cow', golden: disk.golden, overlay: disk.overlay },
+      diskId: disk.kind === 'rbd' ? `rbd:${disk.pool}/${disk.image}` : disk.overlay,
       chap: {
-        user: disk.chapUser!,
-        secret: disk.chapSecret!,
-        ...(disk.mutualUser && disk.mutualSecret ? { mutual: { user: disk.mutualUser, secret: disk.mutualSecret } } : {}),
+        user: hostDisk.chapUser!,
+        secret: hostDisk.chapSecret!,
+        ...(hostDisk.mutualUser && hostDisk.mutualSecret ? { mutual: { user: hostDisk.mutualUser, secret: hostDisk.mutualSecret } } : {}),
       },
-      portals: disk.portals,
+      portals: hostDisk.portals,
     };
   }
 }

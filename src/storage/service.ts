@@ -11,7 +11,10 @@ import { IscsiService } from '../iscsi/service.js';
 import type { Metrics } from '../metrics.js';
 import { ConflictError } from '../model/errors.js';
 import { formatPortal, parsePortal } from '../model/identifiers.js';
-import { BuiltinProvisioner } from './builtin.js';
+import { BuiltinProvisioner, type ReconcileResult } from './builtin.js';
+import { createCephIscsiProvisioner } from './ceph-iscsi/options.js';
+import type { CephIscsiProvisioner } from './ceph-iscsi/provisioner.js';
+import { CephRbdImages, cephSettingsOf } from './rbd-images.js';
 
 /** What the HTTP API needs from storage. */
 export interface HostStorage {
@@ -26,9 +29,20 @@ export interface HostStorage {
 
 const SWEEP_INTERVAL_MS = 10_000;
 
+/** What a storage backend does for hosts: the built-in target's, or the Ceph iSCSI gateways'. */
+interface Provisioner {
+  reconcile(mac: string): Promise<ReconcileResult>;
+  rotateChap(mac: string): Promise<Host>;
+  release(mac: string, opts: { deleteData: boolean }): Promise<void>;
+  /** Every host's disk brought in line (start-up); failures are per host. */
+  publishAll(onError: (mac: string, err: unknown) => void): Promise<number>;
+}
+
 export class StorageService implements HostStorage {
   private iscsi?: IscsiService;
-  private provisioner?: BuiltinProvisioner;
+  private provisioner?: Provisioner;
+  private gateways?: CephIscsiProvisioner;
+  private rbd?: CephRbdImages;
   private sweepTimer?: NodeJS.Timeout;
 
   constructor(
@@ -38,15 +52,13 @@ export class StorageService implements HostStorage {
     private readonly metrics?: Metrics,
   ) {}
 
-  get enabled(): boolean {
-    return this.config.storage.backend === 'builtin' && this.config.iscsi.enabled;
-  }
-
   /** The portal's address once started (port 0 resolved). */
   portalAddress?: { address: string; port: number };
 
   async start(): Promise<void> {
-    if (!this.enabled) return;
+    const backend = this.config.storage.backend;
+    if (backend === 'ceph-iscsi') return this.startGateways();
+    if (backend !== 'builtin' || !this.config.iscsi.enabled) return;
     const { iscsi } = this.config;
     this.iscsi = new IscsiService(this.inventory, this.log, this.metrics, {
       listen: iscsi.listen,
@@ -61,8 +73,11 @@ export class StorageService implements HostStorage {
         'iscsi: no portal to announce (listening on a wildcard address and neither iscsi.portals nor http.publicUrl names an IP): hosts cannot be given disks until iscsi.portals is set',
       );
     }
+    // Connected on first use only: a config that names no RBD image never touches Ceph.
+    this.rbd = new CephRbdImages(cephSettingsOf(this.config));
     this.provisioner = new BuiltinProvisioner(this.inventory, this.iscsi, {
       dir: this.config.storage.dir ?? join(this.config.stateDir, 'disks'),
+      rbd: { images: this.rbd, cluster: this.rbd.settings },
       targetIqnPrefix: iscsi.targetIqnPrefix,
       initiatorIqnPrefix: this.config.boot.initiatorIqnPrefix,
       portals,
@@ -71,10 +86,31 @@ export class StorageService implements HostStorage {
     if (portals.length > 0) {
       const n = await this.provisioner.publishAll((mac, err) => this.failed(mac, err));
       this.log.info({ portal: this.portalAddress, targets: n }, 'iscsi target up');
-      // Hosts made outside the API (auto-enrolment at boot, the database edited by hand) are picked up here.
-      this.sweepTimer = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
-      this.sweepTimer.unref();
+      this.startSweep();
     }
+  }
+
+  /**
+   * storage.backend ceph-iscsi: hosts' disks are RBD clones exported by the existing gateways. What
+   * the gateways already have is brought in line in the background: the API may be slow or down,
+   * and DHCP, TFTP and boot scripts must not wait for it (a host without its export yet is told to
+   * wait, and its timeline says why).
+   */
+  private startGateways(): void {
+    this.rbd = new CephRbdImages(cephSettingsOf(this.config));
+    this.gateways = createCephIscsiProvisioner(this.config, this.inventory, this.rbd);
+    this.provisioner = this.gateways;
+    void this.gateways.publishAll((mac, err) => this.failed(mac, err)).then(
+      (n) => this.log.info({ gateways: this.gateways?.portals(), targets: n }, 'ceph-iscsi: hosts\' exports checked'),
+      (err: unknown) => this.log.error({ err: (err as Error).message }, 'ceph-iscsi: could not check the hosts\' exports'),
+    );
+    this.startSweep();
+  }
+
+  /** Hosts made outside the API (auto-enrolment at boot, the database edited by hand) are picked up here. */
+  private startSweep(): void {
+    this.sweepTimer = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
   }
 
   /** Portals hosts are told to use: configured, else the listen address, else http.publicUrl's IP. */
@@ -142,11 +178,13 @@ export class StorageService implements HostStorage {
   async stop(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.iscsi?.stop();
+    this.gateways?.close();
+    await this.rbd?.close();
   }
 }
 
 export class StorageDisabledError extends ConflictError {
   constructor() {
-    super('disk: storage.backend is not builtin (or iscsi is disabled): hiveboot does not manage this host\'s credentials', 'disk');
+    super('disk: storage.backend is none (or iscsi is disabled): hiveboot does not manage this host\'s credentials', 'disk');
   }
 }

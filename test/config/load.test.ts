@@ -50,6 +50,7 @@ const DEFAULTS = {
     nopTimeoutSeconds: 30,
   },
   storage: { backend: 'builtin', mutualChap: false },
+  ceph: { conf: '/etc/ceph/ceph.conf', client: 'client.hiveboot', pool: 'hiveboot' },
   k3s: {},
   log: { level: 'info' },
 };

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -212,6 +212,20 @@ export async function startTestDaemon(raw: Record<string, unknown> = {}): Promis
 }
 
 /** Fixtures shared by the API tests. */
+/** The daemon's REST API with its own token (read from its token file), as the CLI would call it. */
+export function daemonApi(t: TestDaemon): (method: string, path: string, body?: unknown) => Promise<{ status: number; json: Record<string, unknown> }> {
+  const token = readFileSync(t.daemon.apiTokenFile!, 'utf8').trim();
+  return async (method, path, body) => {
+    const res = await fetch(`${t.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  };
+}
+
 export const MAC = '52:54:00:aa:bb:cc';
 export const CHAP_USER = 'worker1-initiator';
 export const CHAP_SECRET = 'Sup3rS3cretX1';

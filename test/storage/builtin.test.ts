@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tool } from '../support/tool.js';
-import { startTestDaemon, type TestDaemon } from '../http/helpers.js';
+import { daemonApi, startTestDaemon, type TestDaemon } from '../http/helpers.js';
 
 const GOLDEN_SIZE = 16 * 1024 * 1024;
 const K3S_TOKEN = 'K10abcdef0123456789::server:s3cr3tt0k3n';
@@ -25,20 +25,11 @@ interface DiskView {
 
 describe('builtin storage: registration gives a host its own disk', () => {
   let t: TestDaemon;
-  let token: string;
   let golden: string;
   let goldenSha: string;
   let tokenFile: string;
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${t.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-  };
+  const api = (method: string, path: string, body?: unknown) => daemonApi(t)(method, path, body);
 
   /** The CHAP secret a host is given: only its boot script carries it. */
   const bootScript = async (mac: string) => (await fetch(`${t.url}/boot/${mac}.ipxe`)).text();
@@ -55,7 +46,6 @@ describe('builtin storage: registration gives a host its own disk', () => {
     tokenFile = join(tokenDir, 'k3s-token');
     writeFileSync(tokenFile, `${K3S_TOKEN}\n`, { mode: 0o600 });
     t = await startTestDaemon({ boot: { defaultProfile: 'debian-k3s' }, k3s: { serverUrl: 'https://10.0.0.10:6443', tokenFile } });
-    token = readFileSync(t.daemon.apiTokenFile!, 'utf8').trim();
     golden = join(t.stateDir, 'golden.raw');
     const pattern = Buffer.alloc(GOLDEN_SIZE);
     for (let i = 0; i < GOLDEN_SIZE; i += 4) pattern.writeUInt32LE(i, i);

@@ -1,6 +1,8 @@
+import type { CephSettings } from '../../ceph/cluster.js';
 import type { BlockDevice } from './block-device.js';
 import { openCowOverlay } from './cow.js';
 import { FileBacking } from './file.js';
+import { RbdBacking } from './rbd.js';
 
 /**
  * What a LUN is stored in, as the config and the provisioners describe it. Adding a kind (`rbd`)
@@ -13,7 +15,13 @@ export type BackingSpec =
    * A copy-on-write overlay (made beforehand with createCowOverlay) over a read-only golden image.
    * `ordered: false` trades old-or-new after a power loss for faster first writes (see cow.ts).
    */
-  | { kind: 'cow'; golden: string; overlay: string; readOnly?: boolean; ordered?: boolean };
+  | { kind: 'cow'; golden: string; overlay: string; readOnly?: boolean; ordered?: boolean }
+  /**
+   * An RBD image (pool/image, or a snapshot of it, read-only) through librbd; `cluster` says how to
+   * connect (one connection per distinct settings, shared by every LUN). Opened for writing, the
+   * image's exclusive lock is held: a second writer is refused (IN_USE).
+   */
+  | { kind: 'rbd'; cluster: CephSettings; pool: string; image: string; snapshot?: string; readOnly?: boolean };
 
 export type BackingKind = BackingSpec['kind'];
 
@@ -22,6 +30,7 @@ type Opener<K extends BackingKind> = (spec: Extract<BackingSpec, { kind: K }>) =
 const OPENERS: { [K in BackingKind]: Opener<K> } = {
   file: (spec) => FileBacking.open({ path: spec.path, size: spec.size, readOnly: spec.readOnly }),
   cow: (spec) => openCowOverlay(spec.golden, spec.overlay, { readOnly: spec.readOnly, ordered: spec.ordered }),
+  rbd: (spec) => RbdBacking.open(spec),
 };
 
 export function openBacking(spec: BackingSpec): Promise<BlockDevice> {
@@ -33,3 +42,4 @@ export type { BlockDevice, BlockExtent } from './block-device.js';
 export { BackingError, type BackingErrorCode } from './errors.js';
 export { FileBacking } from './file.js';
 export { CowBacking, createCowOverlay, deleteCowOverlay, openCowOverlay, readCowOverlayInfo, type CowOverlayInfo, type CreateCowOptions } from './cow.js';
+export { RbdBacking, type RbdBackingOptions } from './rbd.js';

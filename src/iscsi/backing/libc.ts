@@ -1,5 +1,6 @@
 import { getSystemErrorName } from 'node:util';
 import koffi from 'koffi';
+import { PoolCalls } from '../../pool-calls.js';
 
 /**
  * The few libc calls Node's fs lacks: hole punching (fallocate), allocation queries (lseek
@@ -57,29 +58,14 @@ function errnoError(syscall: string, errno: number): NodeJS.ErrnoException {
 }
 
 /**
- * At most this many of our calls occupy the libuv pool at once (it has 4 threads unless
- * UV_THREADPOOL_SIZE says otherwise, and every pread/pwrite of every LUN needs one too): punching a
- * hole in gigabytes can take a while, and an fstrim from several hosts must not starve their reads.
- * It also keeps us far below koffi's own limit of queued async calls.
+ * At most this many of our calls occupy the libuv pool at once: punching a hole in gigabytes can take
+ * a while, and an fstrim from several hosts must not starve their reads.
  */
 const MAX_CONCURRENT = 2;
-let active = 0;
-const queued: (() => void)[] = [];
+const pool = new PoolCalls(MAX_CONCURRENT);
 
-async function callAsync(fn: CFunction, args: number[]): Promise<number> {
-  if (active >= MAX_CONCURRENT) await new Promise<void>((resolve) => queued.push(resolve));
-  active++;
-  try {
-    return await new Promise<number>((resolve, reject) => {
-      fn.async(...args, (err: unknown, result: unknown) => {
-        if (err) reject(err instanceof Error ? err : new Error(String(err)));
-        else resolve(Number(result));
-      });
-    });
-  } finally {
-    active--;
-    queued.shift()?.();
-  }
+function callAsync(fn: CFunction, args: number[]): Promise<number> {
+  return pool.call(fn, ...args);
 }
 
 /** Runs `fn` on a worker thread; on -1 repeats it here to learn errno (see the module comment). */

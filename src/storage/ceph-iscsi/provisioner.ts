@@ -18,7 +18,7 @@ import { RotationError, type ReconcileResult } from '../builtin.js';
 import { newChapPair, newChapSecret, type ChapPair } from '../credentials.js';
 import { GatewayApiError, type GatewayApi, type GatewayChap, type GatewayConfig } from './api-client.js';
 import { CephIscsiError, explainGatewayError } from './errors.js';
-import { parseRbdSnapshot, type RbdImages, type RbdSnapshot } from './rbd.js';
+import { parseRbdSnapshot, rbdDiskName, type RbdImages, type RbdSnapshot } from './rbd.js';
 
 export const CEPH_ISCSI_SOURCE = 'ceph-iscsi';
 
@@ -87,7 +87,7 @@ export class CephIscsiProvisioner {
 
   /** The host's RBD image: named from its MAC, so that it outlives host name changes and the host record. */
   imageName(mac: string): string {
-    return `hiveboot-${mac.replace(/:/g, '').toLowerCase()}`;
+    return rbdDiskName(mac);
   }
 
   /** Portals announced to hosts: every gateway, on the iSCSI port. */

@@ -23,6 +23,11 @@ export interface RbdSnapshot {
   snapshot: string;
 }
 
+/** A host's own RBD image, cloned from its profile's golden snapshot (by either RBD provisioner). */
+export function rbdDiskName(mac: string): string {
+  return `hiveboot-${mac.replace(/:/g, '').toLowerCase()}`;
+}
+
 /** Pool and image names as rbd-target-api accepts them (LUN.valid_disk). */
 const RBD_NAME = /^[A-Za-z0-9_.-]+$/;
 
