@@ -1,9 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labApi, routerLab, type LabApi } from '../support/boot-lab.js';
+import { labApi, routerLab, waitForMarker, type LabApi } from '../support/boot-lab.js';
 import { NetLab } from '../support/netns.js';
 import { startGuest } from '../support/qemu.js';
 import { ensureGoldenImage } from '../support/vm.js';
@@ -62,13 +62,7 @@ k3s: { serverUrl: "https://10.91.0.10:6443" }
     const serial = join(dir, 'serial.log');
     startGuest(lab, { ns: srv, tap: 'tap0', mac: MAC, firmware: 'bios', workDir: dir, memoryMiB: 1024, serialLog: serial });
     const started = Date.now();
-    const deadline = started + 12 * 60_000;
-    let consoleText = "";
-    while (Date.now() < deadline) {
-      consoleText = existsSync(serial) ? readFileSync(serial, 'utf8') : '';
-      if (/HIVEBOOT-READY host=\S+ node=\S+/.test(consoleText)) break;
-      await new Promise((r) => setTimeout(r, 2000));
-    }
+    const consoleText = await waitForMarker(serial, 12 * 60_000);
     const timeline = readTimeline(dbPath, MAC);
     const text = describeTimeline(timeline);
     expect(consoleText, `${consoleText.slice(-3000)}\n---\n${text}`).toMatch(new RegExp(`HIVEBOOT-READY host=${HOSTNAME} node=${HOSTNAME}`));

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type NetLab, waitForOutput } from './netns.js';
 
@@ -57,4 +57,19 @@ export function labApi(lab: NetLab, ns: string, baseUrl: string, stateDir: strin
     const text = lines.join('\n');
     return { status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
   };
+}
+
+/**
+ * Waits for the first-boot agent's marker ("HIVEBOOT-READY host=… node=…") on a guest's serial console
+ * log, or until `timeoutMs` passes or `stop()` says the guest is gone; returns the console as it is then.
+ */
+export async function waitForMarker(serialLog: string, timeoutMs: number, stop: () => boolean = () => false): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let text = '';
+  while (Date.now() < deadline && !stop()) {
+    text = existsSync(serialLog) ? readFileSync(serialLog, 'utf8') : '';
+    if (/HIVEBOOT-READY host=\S+ node=\S+/.test(text)) break;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  return text;
 }
