@@ -16,6 +16,7 @@ import { Inventory } from './inventory/index.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { StorageService } from './storage/service.js';
+import type { ServiceNotifier } from './systemd/notify.js';
 import { VERSION } from './version.js';
 
 export interface Daemon {
@@ -27,7 +28,12 @@ export interface Daemon {
   dhcp?: DhcpServer;
   tftp?: TftpServer;
   storage: StorageService;
-  reload(): void;
+  /**
+   * SIGHUP: boot templates, the architecture table (dhcp.bootFiles), boot policy, K3s settings and the
+   * log level take effect at once; sessions, leases and listeners are untouched. Other changes are
+   * named in the log and wait for a restart.
+   */
+  reload(next?: Config): void;
   stop(): Promise<void>;
 }
 
@@ -37,8 +43,9 @@ const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
  * The composition root: builds every service from the config, starts them, and stops them in order.
  * Nothing below this reads the environment or the config file.
  */
-export async function startDaemon(config: Config, opts: { logger?: Logger } = {}): Promise<Daemon> {
+export async function startDaemon(config: Config, opts: { logger?: Logger; notifier?: ServiceNotifier } = {}): Promise<Daemon> {
   const log = opts.logger ?? createLogger({ level: config.log.level });
+  const notifier = opts.notifier;
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   chmodSync(config.stateDir, 0o700);
 
@@ -50,7 +57,8 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
   const inventory = Inventory.open(config.inventory.path ?? join(config.stateDir, 'hiveboot.db'));
   try {
     const metrics = createMetrics({ hostsByState: () => inventory.hosts.countByState() });
-    const boot = new BootService(inventory, {
+    // Settings a reload (SIGHUP) may change are read through these objects at each request.
+    const bootOptions: ConstructorParameters<typeof BootService>[1] = {
       policy: {
         discovery: config.boot.discovery,
         autoEnroll: config.boot.autoEnroll,
@@ -70,13 +78,16 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
             }),
           }
         : {}),
-    });
+    };
+    const boot = new BootService(inventory, bootOptions);
+    const k3s = { ...config.k3s };
+    let current = config;
     const storage = new StorageService(config, inventory, log, metrics);
     let ready = false;
     const app = await buildApp({
       ready: () => ready,
       storage,
-      k3s: config.k3s,
+      k3s,
       inventory,
       boot,
       metrics,
@@ -112,7 +123,7 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
       await storage.start();
       tftp = createTftpService({ config, inventory, logger: log, registry: metrics.registry });
       await tftp?.start();
-      dhcp = createDhcpService({ config, inventory, logger: log, registry: metrics.registry, httpPort: port });
+      dhcp = createDhcpService({ config, inventory, logger: log, registry: metrics.registry, httpPort: port, bootFiles: () => current.dhcp.bootFiles });
       await dhcp?.start();
     } catch (err) {
       await tftp?.stop();
@@ -120,18 +131,16 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
       await app.close();
       throw err;
     }
-    log.info(
-      {
-        url,
-        version: VERSION,
-        templates: templates.names(),
-        dhcp: dhcp ? config.dhcp.mode : 'off',
-        tftp: tftp ? `${config.tftp.listen}:${tftp.port}` : 'off',
-        iscsi: storage.portalAddress ? `${storage.portalAddress.address}:${storage.portalAddress.port}` : 'off',
-      },
-      'hiveboot is up',
-    );
+    const listeners = {
+      dhcp: dhcp ? config.dhcp.mode : 'off',
+      tftp: tftp ? `${config.tftp.listen}:${tftp.port}` : 'off',
+      iscsi: storage.portalAddress ? `${storage.portalAddress.address}:${storage.portalAddress.port}` : 'off',
+    };
+    log.info({ url, version: VERSION, templates: templates.names(), ...listeners }, 'hiveboot is up');
     ready = true;
+    // systemd (Type=notify): start-up is complete only now, with every listener up.
+    const serving = `serving ${url}, tftp ${listeners.tftp}, dhcp ${listeners.dhcp}, iscsi ${listeners.iscsi}`;
+    notifier?.ready(serving);
 
     let stopping: Promise<void> | undefined;
     return {
@@ -142,17 +151,39 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
       dhcp,
       tftp,
       storage,
-      reload() {
-        // Templates are swapped only when the new set loads completely: a typo never takes boots down.
+      reload(next?: Config) {
+        notifier?.reloading(next ? 'reloading the config and boot templates' : 'reloading boot templates');
         try {
-          templates = TemplateSet.fromDirectory(templatesDir);
-          log.info({ templates: templates.names() }, 'reloaded boot templates');
+          // Everything is checked before anything changes: a typo never takes boots down.
+          const nextTemplates = TemplateSet.fromDirectory(next?.boot.templatesDir ?? templatesDir);
+          if (next) {
+            Object.assign(bootOptions.policy, {
+              discovery: next.boot.discovery,
+              autoEnroll: next.boot.autoEnroll,
+              defaultProfile: next.boot.defaultProfile,
+              initiatorIqnPrefix: next.boot.initiatorIqnPrefix,
+            });
+            bootOptions.retrySeconds = next.boot.retrySeconds;
+            bootOptions.maxDiscovered = next.boot.maxDiscovered;
+            delete k3s.serverUrl;
+            delete k3s.tokenFile;
+            Object.assign(k3s, next.k3s);
+            log.level = next.log.level;
+            const pending = needsRestart(current, next);
+            if (pending.length > 0) log.warn({ fields: pending }, 'config: these changes take effect at the next restart (listeners, storage and state stay as they are)');
+            current = next;
+          }
+          templates = nextTemplates;
+          log.info({ templates: templates.names(), config: next ? 'reloaded' : 'unchanged' }, 'reloaded');
+          notifier?.ready(serving);
         } catch (err) {
-          log.error({ err: (err as Error).message }, 'reload failed; keeping the previous templates');
+          log.error({ err: (err as Error).message }, 'reload failed; keeping the previous config and templates');
+          notifier?.ready(`${serving} (last reload failed: previous config kept)`);
         }
       },
       stop() {
         stopping ??= (async () => {
+          notifier?.stopping('stopping');
           clearInterval(pruneTimer);
           await dhcp?.stop();
           await tftp?.stop();
@@ -170,4 +201,25 @@ export async function startDaemon(config: Config, opts: { logger?: Logger } = {}
     inventory.close();
     throw err;
   }
+}
+
+/** Config sections a running daemon cannot change (listeners, storage, state): what differs in them. */
+function needsRestart(before: Config, after: Config): string[] {
+  const fixed = (c: Config) => ({
+    stateDir: c.stateDir,
+    http: c.http,
+    api: c.api,
+    inventory: c.inventory,
+    dhcp: { ...c.dhcp, bootFiles: undefined },
+    tftp: c.tftp,
+    iscsi: c.iscsi,
+    storage: c.storage,
+    ceph: c.ceph,
+    cephIscsi: c.cephIscsi,
+    bindScripts: c.boot.bindScripts,
+    templatesDir: undefined,
+  });
+  const a = fixed(before) as Record<string, unknown>;
+  const b = fixed(after) as Record<string, unknown>;
+  return Object.keys(a).filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
 }

@@ -58,6 +58,8 @@ export interface DhcpServiceDeps {
   registry: Registry;
   /** HTTP port, for the bootstrap URL when http.publicUrl is not set. */
   httpPort: number;
+  /** The architecture table's overrides as the config says now (a reload may change it); default: config.dhcp.bootFiles. */
+  bootFiles?: () => Record<string, string> | undefined;
 }
 
 /**
@@ -78,14 +80,33 @@ export function createDhcpService(deps: DhcpServiceDeps): DhcpServer | undefined
   // the first machine to power on should not wait for two table scans.
   inventory.hosts.reservations();
   inventory.leases.get('0.0.0.0');
-  const table = { ...DEFAULT_BOOT_FILES, ...dhcp.bootFiles };
+  // The architecture table: rebuilt only when the config's overrides are another object (a reload).
+  let overrides = deps.bootFiles?.() ?? dhcp.bootFiles;
+  let table: Record<string, string> = { ...DEFAULT_BOOT_FILES, ...overrides };
+  const currentTable = () => {
+    const now = deps.bootFiles?.() ?? dhcp.bootFiles;
+    if (now !== overrides) {
+      overrides = now;
+      table = { ...DEFAULT_BOOT_FILES, ...now };
+    }
+    return table;
+  };
   // One per interface address, made on first use: the URLs do not change while the daemon runs.
   const bootConfigs = new Map<string, BootChoiceConfig>();
   const bootFor = (ctx: RequestContext): BootChoiceConfig => {
     let cfg = bootConfigs.get(ctx.serverIp);
     if (!cfg) {
       const base = (config.http.publicUrl ?? `http://${ctx.serverIp}:${deps.httpPort}`).replace(/\/+$/, '');
-      bootConfigs.set(ctx.serverIp, (cfg = { table, bootstrapUrl: `${base}/boot.ipxe`, httpBase: base }));
+      bootConfigs.set(
+        ctx.serverIp,
+        (cfg = {
+          get table() {
+            return currentTable();
+          },
+          bootstrapUrl: `${base}/boot.ipxe`,
+          httpBase: base,
+        }),
+      );
     }
     return cfg;
   };

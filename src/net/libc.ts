@@ -9,6 +9,7 @@ import koffi from 'koffi';
  * Loaded on first use; every function works on plain numbers and Buffers.
  */
 
+export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const SOCK_DGRAM = 2;
 const SOCK_NONBLOCK = 0o4000;
@@ -16,6 +17,7 @@ export const SOCK_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 const EFD_CLOEXEC = 0o2000000;
 export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
 export const EPOLLIN = 0x001;
 export const EPOLLOUT = 0x004;
 export const EPOLLERR = 0x008;
@@ -93,6 +95,25 @@ export function sockaddrIn(address: string, port: number): Buffer {
   sa.writeUInt16BE(port, 2);
   for (let i = 0; i < 4; i++) sa[4 + i] = parts[i]!;
   return sa;
+}
+
+/** sizeof(struct sockaddr_un): the family and a 108-byte path. */
+const SOCKADDR_UN_SIZE = 110;
+
+/**
+ * struct sockaddr_un and its length for a socket path, or for an abstract name written "@name" (a
+ * leading NUL instead of the '@', no trailing NUL: the length says where the name ends).
+ */
+export function sockaddrUn(path: string): { addr: Buffer; len: number } {
+  const abstract = path.startsWith('@');
+  const name = Buffer.from(abstract ? path.slice(1) : path);
+  // A path needs its terminating NUL inside sun_path; an abstract name counts its leading one.
+  const len = 2 + 1 + name.length;
+  if (len > SOCKADDR_UN_SIZE || (!abstract && name.includes(0))) throw new RangeError(`not a usable unix socket address: ${path}`);
+  const addr = Buffer.alloc(SOCKADDR_UN_SIZE);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  name.copy(addr, abstract ? 3 : 2);
+  return { addr, len };
 }
 
 export function sockaddrAddress(sa: Buffer): string {
