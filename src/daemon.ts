@@ -174,7 +174,7 @@ export async function startDaemon(config: Config, opts: { logger?: Logger; notif
             current = next;
           }
           templates = nextTemplates;
-          log.info({ templates: templates.names(), config: next ? 'reloaded' : 'unchanged' }, 'reloaded');
+          log.info({ templates: templates.names(), config: next ? 'reloaded' : 'unchanged' }, next ? 'reloaded boot templates and the config' : 'reloaded boot templates');
           notifier?.ready(serving);
         } catch (err) {
           log.error({ err: (err as Error).message }, 'reload failed; keeping the previous config and templates');
