@@ -159,8 +159,8 @@ say "tftp rc=$rc same=$(cmp -s /tmp/undionly /opt/hiveboot/netboot/undionly.kpxe
 # Reload: same process, still running, templates reloaded.
 pid=$(prop MainPID); nr=$(prop NRestarts)
 systemctl reload hiveboot.service; rc=$?
-for i in $(seq 1 100); do journal | grep -q 'reloaded boot templates' && break; sleep 0.2; done
-say "reload rc=$rc same-pid=$([ "$(prop MainPID)" = "$pid" ] && echo yes || echo no) restarts=$(( $(prop NRestarts) - nr )) $(props ActiveState,SubState) logged=$(journal | grep -c 'reloaded boot templates')"
+for i in $(seq 1 100); do journal | grep -q '"msg":"reloaded' && break; sleep 0.2; done
+say "reload rc=$rc same-pid=$([ "$(prop MainPID)" = "$pid" ] && echo yes || echo no) restarts=$(( $(prop NRestarts) - nr )) $(props ActiveState,SubState) logged=$(journal | grep -c '"msg":"reloaded')"
 
 # install.sh again: nothing to do.
 unit_mtime=$(stat -c %Y /etc/systemd/system/hiveboot.service); app_inode=$(stat -c %i /opt/hiveboot)
